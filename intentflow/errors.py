@@ -1,0 +1,212 @@
+"""The one exception hierarchy of intentflow.
+
+Every error says what happened, to what, and what to do about it. Errors fall in two families:
+configuration errors are raised while an application is being *built* (a tool, a toolset, an
+agent, a graph, a router) and mean the code must change; run errors are raised while a request
+is being *served* and carry what the caller needs to act on them (the tool call, the outcomes
+of the whole batch, later the transcript so far)::
+
+    IntentflowError
+    ├── ConfigurationError            raised at build time; fix the code
+    │   ├── ToolDefinitionError       a tool cannot be built from this function/schema
+    │   └── ToolNameError             a tool name is invalid or taken (suggests an alias)
+    └── RunError                      raised while serving a request
+        ├── ToolInputError            the model's arguments for a tool are unusable
+        │   ├── InvalidToolJSON       ...because they are not a JSON object
+        │   └── InvalidToolArguments  ...because they fail validation (every field listed)
+        ├── TransientToolError        raised *by a tool*: a retry may succeed
+        └── ToolCallFailed            the error policy chose to raise for a tool call
+
+    StrictSchemaWarning (a UserWarning)   a tool had to be emitted without strict mode
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from intentflow.toolsets.outcomes import ToolCallOutcome
+
+__all__ = [
+    "ConfigurationError",
+    "FieldError",
+    "IntentflowError",
+    "InvalidToolArguments",
+    "InvalidToolJSON",
+    "RunError",
+    "StrictSchemaWarning",
+    "ToolCallFailed",
+    "ToolDefinitionError",
+    "ToolInputError",
+    "ToolNameError",
+    "TransientToolError",
+]
+
+
+class IntentflowError(Exception):
+    """Base class of every exception intentflow raises on purpose."""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+class ConfigurationError(IntentflowError):
+    """Something was built wrong; raised at build time, never in the middle of a request."""
+
+
+class ToolDefinitionError(ConfigurationError):
+    """A tool cannot be built from the function, model or schema it was given.
+
+    Attributes:
+        tool: The tool's name (as the application wrote it).
+        reason: What is wrong and how to fix it.
+    """
+
+    def __init__(self, tool: str, reason: str) -> None:
+        self.tool = tool
+        self.reason = reason
+        super().__init__(f"tool {tool!r}: {reason}")
+
+
+class ToolNameError(ConfigurationError):
+    """A tool name is not accepted by the API, or is already taken in a toolset.
+
+    Attributes:
+        name: The offending name.
+        reason: Why it was rejected.
+        suggestion: A valid alias to register the tool under, when one can be derived.
+    """
+
+    def __init__(self, name: str, reason: str, suggestion: str | None = None) -> None:
+        self.name = name
+        self.reason = reason
+        self.suggestion = suggestion
+        hint = f"; register it under a valid alias, e.g. alias={suggestion!r}" if suggestion else ""
+        super().__init__(f"tool name {name!r} {reason}{hint}")
+
+
+# --------------------------------------------------------------------------- run time
+
+
+class RunError(IntentflowError):
+    """Something went wrong while serving a request."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One failing field of a tool call's arguments.
+
+    Attributes:
+        path: Where the failure is, from the root of the arguments: ``("items", 0, "qty")``.
+        message: What is wrong, in words a model (or a person) can act on.
+        type: A stable machine-readable error type (Pydantic's, e.g. ``"int_parsing"``).
+    """
+
+    path: tuple[str | int, ...]
+    message: str
+    type: str
+
+    @property
+    def location(self) -> str:
+        """The path as a dotted string, ``"items[0].qty"``; ``"<root>"`` for the whole object."""
+        out = ""
+        for part in self.path:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        return out or "<root>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form, as sent back to the model."""
+        return {"field": self.location, "error": self.message, "type": self.type}
+
+
+class ToolInputError(RunError):
+    """The arguments a model sent for a tool cannot be used.
+
+    Attributes:
+        tool: The name of the tool the arguments were for.
+    """
+
+    def __init__(self, tool: str, message: str) -> None:
+        self.tool = tool
+        super().__init__(message)
+
+
+class InvalidToolJSON(ToolInputError):
+    """The arguments are not a JSON object (unparseable, truncated, or not an object).
+
+    Attributes:
+        tool: The tool the arguments were for.
+        raw: The raw argument text, cut to 200 characters.
+        detail: The parser's message, with the position where it failed.
+    """
+
+    def __init__(self, tool: str, raw: str, detail: str) -> None:
+        self.raw = raw[:200]
+        self.detail = detail
+        super().__init__(tool, f"arguments for {tool!r} are not a JSON object: {detail}")
+
+
+class InvalidToolArguments(ToolInputError):
+    """The arguments are JSON but fail validation; ``errors`` lists every failing field.
+
+    Attributes:
+        tool: The tool the arguments were for.
+        errors: Every failing field, with its path.
+    """
+
+    def __init__(self, tool: str, errors: Sequence[FieldError]) -> None:
+        self.errors = tuple(errors)
+        listing = "; ".join(f"{e.location}: {e.message}" for e in self.errors)
+        n = len(self.errors)
+        super().__init__(tool, f"{n} invalid argument{'s' * (n != 1)} for {tool!r}: {listing}")
+
+
+class TransientToolError(RunError):
+    """Raise this from a tool to say the failure is temporary and a retry may succeed.
+
+    Tools with a :class:`~intentflow.RetryPolicy` are retried with backoff on this exception
+    (and on any other exception type the policy lists).
+
+    Example:
+        >>> async def get_quote(symbol: str) -> float:
+        ...     raise TransientToolError("quote service is busy")
+    """
+
+
+class ToolCallFailed(RunError):
+    """The error policy chose to raise for a tool call instead of telling the model.
+
+    Nothing is lost: ``outcomes`` holds the outcome of *every* call in the batch (the others
+    ran to completion; one failure never cancels its siblings).
+
+    Attributes:
+        outcome: The outcome that triggered the raise (the first, in the model's order).
+        outcomes: The outcomes of the whole batch, in the model's order.
+    """
+
+    def __init__(self, outcome: ToolCallOutcome, outcomes: Sequence[ToolCallOutcome]) -> None:
+        self.outcome = outcome
+        self.outcomes = tuple(outcomes)
+        error = outcome.error
+        what = error.message if error is not None else "failed"
+        super().__init__(
+            f"tool call {outcome.tool_call_id!r} to {outcome.called_as!r} failed "
+            f"({outcome.kind.value}): {what}"
+        )
+
+
+class StrictSchemaWarning(UserWarning):
+    """A tool's schema cannot be sent in OpenAI strict mode, so that one tool is sent without it.
+
+    Attributes:
+        tool: The tool's name.
+        reasons: Why strict mode is impossible for this schema (one line per problem, with its
+            JSON path).
+    """
+
+    def __init__(self, tool: str, reasons: Sequence[str]) -> None:
+        self.tool = tool
+        self.reasons = tuple(reasons)
+        super().__init__(f"tool {tool!r} is sent without strict mode: " + "; ".join(self.reasons))

@@ -1,0 +1,31 @@
+"""Tools and toolsets: describe what the model may call, compile it once, execute it safely.
+
+* :class:`Tool` and the :func:`tool` decorator: a tool from a function, a Pydantic model or a
+  JSON Schema, with an honest strict-mode schema (:mod:`.strict`);
+* :class:`Toolset`: a named, ordered, composable collection;
+* :class:`Executor`: runs the model's tool calls with permission checks, validation, timeouts,
+  retries and a concurrency limit, and returns one :class:`ToolCallOutcome` per call.
+"""
+
+from intentflow.toolsets.executor import Executor
+from intentflow.toolsets.outcomes import ErrorAction, OutcomeKind, ToolCallOutcome, ToolError
+from intentflow.toolsets.policy import ErrorBudget, ErrorPolicy, RetryPolicy
+from intentflow.toolsets.strict import StrictCompilation, compile_strict
+from intentflow.toolsets.tool import Tool, tool
+from intentflow.toolsets.toolset import Toolset
+
+__all__ = [
+    "ErrorAction",
+    "ErrorBudget",
+    "ErrorPolicy",
+    "Executor",
+    "OutcomeKind",
+    "RetryPolicy",
+    "StrictCompilation",
+    "Tool",
+    "ToolCallOutcome",
+    "ToolError",
+    "Toolset",
+    "compile_strict",
+    "tool",
+]
