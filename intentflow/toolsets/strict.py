@@ -84,6 +84,19 @@ _BLOCKING = frozenset(
         "additionalItems",
     }
 )
+# Every keyword strict mode accepts; anything else that is neither relaxable nor blocking (vendor
+# extensions such as "x-order", OpenAPI's "nullable"...) is dropped from the strict schema.
+_STRICT_KEYWORDS = frozenset(
+    {
+        "type", "properties", "required", "additionalProperties", "items", "enum", "const",
+        "anyOf", "$ref", "$defs", "definitions", "description", "title", "pattern", "format",
+        "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum", "minItems",
+        "maxItems",
+        # Handled (rewritten) by the compiler before the schema is emitted:
+        "oneOf", "allOf", "prefixItems",
+    }
+)  # fmt: skip
+_JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
 # OpenAI documents these limits for one strict schema.
 _MAX_DEPTH = 10
 _MAX_PROPERTIES = 5000
@@ -123,18 +136,24 @@ def compile_strict(schema: Mapping[str, Any]) -> StrictCompilation:
 
 
 def is_nullable(node: Any) -> bool:
-    """Whether a schema node accepts ``null`` (by type, enum, const or an anyOf branch)."""
+    """Whether a schema node accepts ``null``.
+
+    Every constraint present must allow it (the type *and* the enum *and* the const), or one
+    branch of an anyOf must.
+    """
     if not isinstance(node, dict):
         return node is True
-    t = node.get("type")
-    if t == "null" or (isinstance(t, list) and "null" in t):
-        return True
-    if "enum" in node and None in node["enum"]:
-        return True
-    if "const" in node and node["const"] is None:
-        return True
     branches = [*node.get("anyOf", ()), *node.get("oneOf", ())]
-    return any(is_nullable(b) for b in branches)
+    if branches and any(is_nullable(b) for b in branches):
+        return True
+    if "$ref" in node or branches:
+        return False
+    t = node.get("type")
+    constrained = t is not None or "enum" in node or "const" in node
+    type_ok = t is None or t == "null" or (isinstance(t, list) and "null" in t)
+    enum_ok = "enum" not in node or None in node["enum"]
+    const_ok = "const" not in node or node["const"] is None
+    return constrained and type_ok and enum_ok and const_ok
 
 
 def describe_default(value: Any) -> str:
@@ -168,9 +187,14 @@ class _Compiler:
         self.problems: list[str] = []
         self.relaxed: list[str] = []
         self.n_properties = 0
+        self.inlining: set[str] = set()
         self.defs = root.get("$defs")
         if self.defs is None:
             self.defs = root.get("definitions")
+        # Compiling rewrites the definitions in place; defaults are read from the originals.
+        self.original_defs: dict[str, Any] = (
+            copy.deepcopy(self.defs) if isinstance(self.defs, dict) else {}
+        )
 
     def problem(self, path: tuple[str, ...], what: str) -> None:
         self.problems.append(f"{_path_str(path)}: {what}")
@@ -188,7 +212,11 @@ class _Compiler:
             defs = root.get(key)
             if isinstance(defs, dict):
                 for name, sub in list(defs.items()):
+                    # Inside its own definition, a self-reference is recursive.
+                    ref = f"#/{key}/{name}"
+                    self.inlining.add(ref)
                     defs[name] = self.node(sub, (key, name), depth=1)
+                    self.inlining.discard(ref)
         body = {k: v for k, v in root.items() if k not in ("$defs", "definitions")}
         out: dict[str, Any] = self.node(body, (), depth=0)
         for key in ("$defs", "definitions"):
@@ -226,6 +254,14 @@ class _Compiler:
             elif key == "examples" and isinstance(value, list) and value:
                 _append_description(node, f"(e.g. {json.dumps(value[0], ensure_ascii=False)})")
 
+        for key in sorted(node.keys() - _STRICT_KEYWORDS - _BLOCKING):
+            node.pop(key)
+            self.relax(path, f"keyword {key!r} is not part of strict mode; left out")
+        t = node.get("type")
+        for name in [t] if isinstance(t, str) else (t if isinstance(t, list) else []):
+            if name not in _JSON_TYPES:
+                self.problem(path, f"unknown type {name!r}")
+
         fmt = node.get("format")
         if fmt is not None and fmt not in _SUPPORTED_FORMATS:
             node.pop("format")
@@ -239,13 +275,20 @@ class _Compiler:
                     self.problem(path, f"$ref {ref!r} does not resolve to a local definition")
                 return node
             # Strict mode rejects a $ref with sibling keywords (e.g. a description), so the
-            # target is inlined under the siblings, as the OpenAI SDK does.
+            # target is inlined under the siblings, as the OpenAI SDK does; a recursive
+            # reference cannot be inlined, so it is wrapped in a one-branch anyOf instead.
             target = self.resolve(ref)
             if target is None:
                 self.problem(path, f"$ref {ref!r} does not resolve to a local definition")
                 return node
-            merged = {**copy.deepcopy(target), **{k: v for k, v in node.items() if k != "$ref"}}
-            return self.node(merged, path, depth)
+            siblings = {k: v for k, v in node.items() if k != "$ref"}
+            if ref in self.inlining:
+                return {**siblings, "anyOf": [{"$ref": ref}]}
+            self.inlining.add(ref)
+            try:
+                return self.node({**copy.deepcopy(target), **siblings}, path, depth)
+            finally:
+                self.inlining.discard(ref)
 
         all_of = node.pop("allOf", None)
         if isinstance(all_of, list):
@@ -291,6 +334,18 @@ class _Compiler:
             return self.array(node, path, depth)
         return node
 
+    def default_of(self, node: Any) -> Any:
+        """A property's default, looked up through a $ref when the property has none."""
+        if not isinstance(node, dict):
+            return _NO_DEFAULT
+        if "default" in node:
+            return node["default"]
+        ref = node.get("$ref")
+        if not isinstance(ref, str):
+            return _NO_DEFAULT
+        target = self.original_defs.get(ref.rsplit("/", 1)[-1])
+        return target.get("default", _NO_DEFAULT) if isinstance(target, dict) else _NO_DEFAULT
+
     def type_specific(self, node: dict[str, Any], type_name: str) -> dict[str, Any]:
         keys = {
             "object": ("properties", "required", "additionalProperties"),
@@ -323,11 +378,14 @@ class _Compiler:
         out_props: dict[str, Any] = {}
         for name, sub in props.items():
             sub_path = (*path, "properties", name)
-            default = sub.get("default", _NO_DEFAULT) if isinstance(sub, dict) else _NO_DEFAULT
+            default = self.default_of(sub)
             compiled = self.node(sub, sub_path, depth + 1)
             if name not in required and isinstance(compiled, dict):
                 compiled = _nullable(compiled)
                 _append_description(compiled, describe_default(default))
+            elif default is not _NO_DEFAULT and isinstance(compiled, dict):
+                # A required parameter's default is only a hint, but it must not vanish.
+                _append_description(compiled, f"(default: {json.dumps(default, default=str)})")
             out_props[name] = compiled
         node["properties"] = out_props
         node["required"] = list(out_props)
@@ -373,11 +431,12 @@ def _nullable(node: dict[str, Any]) -> dict[str, Any]:
         inner = {k: v for k, v in node.items() if k != "description"}
         return {"anyOf": [inner, {"type": "null"}], **desc}
     out = dict(node)
-    if "enum" in out:
+    # Both the enum and the type must let null through.
+    if "enum" in out and None not in out["enum"]:
         out["enum"] = [*out["enum"], None]
     t = out.get("type")
-    if isinstance(t, str):
+    if isinstance(t, str) and t != "null":
         out["type"] = [t, "null"]
-    elif isinstance(t, list):
+    elif isinstance(t, list) and "null" not in t:
         out["type"] = [*t, "null"]
     return out

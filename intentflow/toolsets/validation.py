@@ -168,6 +168,18 @@ def _unique(value: list[Any]) -> list[Any]:
     return value
 
 
+def _has_keys(keys: Sequence[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        missing = [k for k in keys if k not in value]
+        if missing:
+            raise PydanticCustomError(
+                "missing_keys", "Missing required keys: {keys}", {"keys": ", ".join(missing)}
+            )
+        return value
+
+    return check
+
+
 def _integral(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -382,7 +394,12 @@ class _Builder:
                 Any if extra is True else self.annotation(extra, (*path, "additionalProperties"))
             )
             mapping: Any = _generic(dict, str, value_type)
-            return Annotated[mapping, Field(**sizes)] if sizes else mapping
+            if sizes:
+                mapping = Annotated[mapping, Field(**sizes)]
+            keys = node.get("required")
+            if isinstance(keys, list) and keys:
+                mapping = Annotated[mapping, AfterValidator(_has_keys(keys))]
+            return mapping
         if sizes:
             self.note(path, "minProperties/maxProperties are not enforced on declared objects")
         if isinstance(extra, dict):
@@ -396,6 +413,4 @@ class _Builder:
         for name in sorted(required - props.keys()):
             fields[f"r{len(fields)}"] = (Any, Field(..., alias=name))
         config = ConfigDict(extra="forbid" if extra is False else "allow")
-        return create_model(
-            f"{_MODEL_PREFIX}{next(self.counter)}", __config__=config, **fields
-        )
+        return create_model(f"{_MODEL_PREFIX}{next(self.counter)}", __config__=config, **fields)

@@ -244,3 +244,88 @@ def test_deep_nesting_beyond_the_limit_is_not_strict() -> None:
     out = compile_strict(node)
     assert not out.strict
     assert any("nesting" in p for p in out.problems)
+
+
+# --------------------------------------------------------------------------- regressions
+
+
+def test_unknown_keywords_are_left_out_of_the_strict_schema() -> None:
+    out = compile_strict(
+        {"type": "object", "properties": {"a": {"type": "string", "nullable": True, "x-order": 1}},
+         "required": ["a"]}
+    )  # fmt: skip
+    assert out.strict
+    assert out.schema["properties"]["a"] == {"type": "string"}
+    assert any("'x-order'" in r for r in out.relaxed)
+
+
+def test_unknown_type_names_are_problems() -> None:
+    out = compile_strict(
+        {"type": "object", "properties": {"r": {"type": "float"}}, "required": ["r"]}
+    )
+    assert not out.strict
+    assert any("unknown type 'float'" in p for p in out.problems)
+
+
+@pytest.mark.parametrize(
+    "prop",
+    [
+        {"type": "string", "enum": ["a", None]},
+        {"type": ["string", "null"], "enum": ["a", "b"]},
+        {"type": "string", "enum": ["a", "b"]},
+    ],
+)
+def test_optional_enums_accept_null_by_both_type_and_enum(prop: dict[str, Any]) -> None:
+    out = compile_strict({"type": "object", "properties": {"p": prop}})
+    compiled = out.schema["properties"]["p"]
+    assert None in compiled["enum"]
+    assert "null" in compiled["type"]
+
+
+def test_recursive_ref_with_a_description_stays_strict() -> None:
+    node = {
+        "type": "object",
+        "properties": {
+            "v": {"type": "integer"},
+            "next": {"$ref": "#/$defs/Node", "description": "The next node."},
+        },
+        "required": ["v"],
+    }
+    out = compile_strict(
+        {"type": "object", "properties": {"root": {"$ref": "#/$defs/Node"}}, "required": ["root"],
+         "$defs": {"Node": node}}
+    )  # fmt: skip
+    assert out.strict, out.problems
+    nxt = out.schema["$defs"]["Node"]["properties"]["next"]
+    assert {"$ref": "#/$defs/Node"} in nxt["anyOf"]
+    assert nxt["description"].startswith("The next node.")
+
+
+def test_required_property_default_is_kept_in_the_description() -> None:
+    out = compile_strict(
+        {"type": "object", "properties": {"c": {"type": "integer", "default": 350}},
+         "required": ["c"]}
+    )  # fmt: skip
+    assert "(default: 350)" in out.schema["properties"]["c"]["description"]
+
+
+def test_default_of_a_ref_target_is_stated() -> None:
+    out = compile_strict(
+        {"type": "object", "properties": {"x": {"$ref": "#/$defs/A"}},
+         "$defs": {"A": {"type": "string", "default": "q"}}}
+    )  # fmt: skip
+    assert 'default: "q"' in out.schema["properties"]["x"]["description"]
+
+
+def test_required_keys_on_an_object_without_properties_are_validated() -> None:
+    from intentflow import InvalidToolArguments
+
+    schema = {
+        "type": "object",
+        "properties": {"p": {"type": "object", "required": ["adults"]}},
+        "required": ["p"],
+    }
+    with pytest.warns(StrictSchemaWarning):
+        t = Tool.from_json_schema("t", "", schema, lambda a: a)
+    with pytest.raises(InvalidToolArguments, match="adults"):
+        t.validate({"p": {}})
