@@ -1,6 +1,6 @@
 """The run context: what a tool, an instruction function or a hook may know about the run.
 
-A tool receives it by annotating one parameter with :class:`RunContext` (that parameter never
+A tool receives it by annotating one parameter with `RunContext` (that parameter never
 appears in the tool's schema)::
 
     @toolset.tool

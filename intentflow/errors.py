@@ -166,10 +166,10 @@ class InvalidToolArguments(ToolInputError):
 class TransientToolError(RunError):
     """Raise this from a tool to say the failure is temporary and a retry may succeed.
 
-    Tools with a :class:`~intentflow.RetryPolicy` are retried with backoff on this exception
+    Tools with a `RetryPolicy` are retried with backoff on this exception
     (and on any other exception type the policy lists).
 
-    Example:
+    Examples:
         >>> async def get_quote(symbol: str) -> float:
         ...     raise TransientToolError("quote service is busy")
     """

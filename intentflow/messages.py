@@ -119,7 +119,7 @@ TRANSCRIPT: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
 class Usage(BaseModel):
     """Token and request counts; add two together with ``+``.
 
-    Example:
+    Examples:
         >>> Usage(requests=1, prompt_tokens=10) + Usage(requests=1, completion_tokens=5)
         Usage(requests=2, prompt_tokens=10, completion_tokens=5, cached_tokens=0)
     """

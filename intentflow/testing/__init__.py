@@ -1,11 +1,11 @@
 """Test doubles for intentflow's tests and for yours.
 
-* :class:`FakeOpenAIServer`: an OpenAI-compatible HTTP server on 127.0.0.1, scripted with
-  :class:`Reply` and :class:`Fault` items, so tests exercise the real ``openai`` client,
-  including streaming quirks of compatible providers (:class:`StreamQuirks`) and injected
+* `FakeOpenAIServer`: an OpenAI-compatible HTTP server on 127.0.0.1, scripted with
+  `Reply` and `Fault` items, so tests exercise the real ``openai`` client,
+  including streaming quirks of compatible providers (`StreamQuirks`) and injected
   faults (429, 500, dropped connections, cut streams, slow replies).
-* BFCL helpers (:mod:`intentflow.testing.bfcl`) and an independent checker of OpenAI
-  strict-mode schema rules (:mod:`intentflow.testing.strict_rules`).
+* BFCL helpers (`intentflow.testing.bfcl`) and an independent checker of OpenAI
+  strict-mode schema rules (`intentflow.testing.strict_rules`).
 """
 
 from intentflow.testing.fake_server import FakeOpenAIServer, RecordedRequest, StreamQuirks

@@ -159,10 +159,10 @@ class HttpConnection:
         content_length: int | None = None,
         keep_alive: bool = True,
     ) -> None:
-        """Send only the status line and headers; the body follows with :meth:`send_raw`.
+        """Send only the status line and headers; the body follows with `send_raw`.
 
-        Without ``content_length`` the body is chunked: send it with :meth:`send_chunk` and
-        finish it with :meth:`end_chunks`.
+        Without ``content_length`` the body is chunked: send it with `send_chunk` and
+        finish it with `end_chunks`.
         """
         fields = {"content-type": content_type, **(headers or {})}
         if content_length is None:

@@ -5,16 +5,16 @@ The `Berkeley Function Calling Leaderboard <https://gorilla.cs.berkeley.edu/lead
 Its files use a dialect of JSON Schema and a compact answer format; this module turns both into
 what intentflow works with:
 
-* :func:`bfcl_to_json_schema` converts a BFCL ``parameters`` schema to standard JSON Schema;
-* :func:`bfcl_tool` builds a :class:`~intentflow.toolsets.tool.Tool` from a BFCL function
+* `bfcl_to_json_schema` converts a BFCL ``parameters`` schema to standard JSON Schema;
+* `bfcl_tool` builds a `Tool` from a BFCL function
   definition (with a valid alias when the name, e.g. ``math.factorial``, is not a valid OpenAI
   tool name);
-* :func:`strict_answer` turns one expected call into the arguments a strict-mode model would
+* `strict_answer` turns one expected call into the arguments a strict-mode model would
   send for it, ``null`` included;
-* :func:`load_bfcl_cases` and :func:`load_bfcl_functions` read the JSON-lines files (and the
+* `load_bfcl_cases` and `load_bfcl_functions` read the JSON-lines files (and the
   ``possible_answer/`` files beside them).
 
-Example:
+Examples:
     >>> fn = {
     ...     "name": "math.factorial",
     ...     "description": "Factorial of a number.",
@@ -75,7 +75,7 @@ BFCL_TYPES: Mapping[str, str | None] = {
 """BFCL type names and the JSON Schema type each stands for (``None``: no type constraint).
 
 The standard names map to themselves. A name outside this table is kept as it is by
-:func:`bfcl_to_json_schema`, so it stays visible to whoever checks the schema.
+`bfcl_to_json_schema`, so it stays visible to whoever checks the schema.
 """
 
 OMITTED = ""
@@ -120,7 +120,7 @@ def bfcl_to_json_schema(parameters: Mapping[str, Any]) -> dict[str, Any]:
       ``"array"`` (BFCL's tuples are homogeneous, their ``items`` is one schema), and
       ``"any"`` removes the type constraint, leaving the rest of the node (its description)
       as it is. A list of types is converted element by element; ``"any"`` in it removes the
-      constraint. See :data:`BFCL_TYPES`.
+      constraint. See `BFCL_TYPES`.
     * ``optional`` (BFCL's own: ``true``/``"True"`` on a property, or a list of names on an
       object) is dropped: standard JSON Schema states optionality with ``required`` only,
       which BFCL's checker also reads. Where the two disagree (one property in BFCL v4),
@@ -140,7 +140,7 @@ def bfcl_to_json_schema(parameters: Mapping[str, Any]) -> dict[str, Any]:
     Returns:
         A new schema; the input is not modified.
 
-    Example:
+    Examples:
         >>> bfcl_to_json_schema({
         ...     "type": "dict",
         ...     "properties": {"xy": {"type": "tuple", "items": {"type": "float"}},
@@ -213,14 +213,14 @@ def bfcl_tool(
 ) -> Tool:
     """Build a tool from a BFCL function definition.
 
-    The parameters are converted with :func:`bfcl_to_json_schema` and the tool is built with
-    :meth:`Tool.from_json_schema <intentflow.toolsets.tool.Tool.from_json_schema>`. BFCL names
+    The parameters are converted with `bfcl_to_json_schema` and the tool is built with
+    `Tool.from_json_schema <intentflow.toolsets.tool.Tool.from_json_schema>`. BFCL names
     often contain dots (``math.factorial``), which OpenAI does not accept: such a tool keeps
     its BFCL name as ``name`` and is shown to the model under an alias derived with
-    :func:`~intentflow.toolsets.tool.suggest_alias` (``math_factorial``).
+    `suggest_alias` (``math_factorial``).
 
     A schema that cannot be strict emits a
-    :class:`~intentflow.errors.StrictSchemaWarning`, as for any tool.
+    `StrictSchemaWarning`, as for any tool.
 
     Args:
         function_def: A BFCL function definition: ``name``, ``description``, ``parameters``.
@@ -286,7 +286,7 @@ def strict_answer(function_def: Mapping[str, Any], answer: Mapping[str, Any]) ->
         ValueError: The answer is malformed, or it needs a parameter the function does not
             declare.
 
-    Example:
+    Examples:
         >>> fn = {"name": "f", "parameters": {"type": "dict", "properties": {
         ...     "where": {"type": "dict", "properties": {"city": {"type": "string"},
         ...                                            "zip": {"type": "string"}}},
@@ -471,7 +471,7 @@ def load_bfcl_cases(path: str | Path) -> list[BFCLCase]:
 
 
 def load_bfcl_functions(path: str | Path) -> list[dict[str, Any]]:
-    """Every function definition of the cases at ``path`` (see :func:`load_bfcl_cases`).
+    """Every function definition of the cases at ``path`` (see `load_bfcl_cases`).
 
     Definitions are listed once per case that offers them, in file order; many functions recur
     across cases.

@@ -1,6 +1,6 @@
 """A deterministic, offline text embedding, and the ``/embeddings`` answer built from it.
 
-:func:`hashed_ngram_embedding` hashes a text's words and character trigrams into a fixed
+`hashed_ngram_embedding` hashes a text's words and character trigrams into a fixed
 number of dimensions and L2-normalises the result, so texts that share words or word pieces
 get a high cosine similarity and unrelated texts a low one. It is not a semantic model
 ("car" and "automobile" are unrelated to it), but it is stable across runs, platforms and
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 DEFAULT_DIMENSIONS = 256
-"""The length of the vectors :func:`hashed_ngram_embedding` returns by default."""
+"""The length of the vectors `hashed_ngram_embedding` returns by default."""
 
 _WORD_WEIGHT = 1.0
 _TRIGRAM_WEIGHT = 0.5
@@ -58,7 +58,7 @@ def hashed_ngram_embedding(text: str, dimensions: int = DEFAULT_DIMENSIONS) -> l
         A unit vector. A text without any word (empty or blank) maps to the first basis
         vector, so every result can be compared by cosine similarity.
 
-    Example:
+    Examples:
         >>> a = hashed_ngram_embedding("book a flight to Paris")
         >>> b = hashed_ngram_embedding("please book me a flight to Paris")
         >>> c = hashed_ngram_embedding("what is my account balance")
@@ -118,7 +118,7 @@ def embeddings_response(
     """The API's answer to an embeddings request (a ``CreateEmbeddingResponse`` object).
 
     Honours ``input`` (a string, a list of strings, or token arrays, which are embedded as
-    the text of their numbers), ``dimensions`` (see :func:`shorten`) and ``encoding_format``
+    the text of their numbers), ``dimensions`` (see `shorten`) and ``encoding_format``
     (``"float"``, or ``"base64"``, which the ``openai`` SDK asks for by default and decodes).
 
     Args:

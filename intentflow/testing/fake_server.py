@@ -1,7 +1,7 @@
 """A scripted OpenAI-compatible HTTP server on 127.0.0.1, for tests that use the real client.
 
-:class:`FakeOpenAIServer` answers ``POST /v1/chat/completions`` from a script of
-:class:`~intentflow.testing.replies.Reply` and :class:`~intentflow.testing.replies.Fault`
+`FakeOpenAIServer` answers ``POST /v1/chat/completions`` from a script of
+`Reply` and `Fault`
 items (plain JSON or an SSE stream, as the request asks), ``POST /v1/embeddings`` with a
 deterministic offline embedding, and ``GET /v1/models``. Everything it answers has the shape
 of the official OpenAI API specification, so the ``openai`` SDK parses it as it would parse
@@ -162,16 +162,16 @@ class FakeOpenAIServer:
     """A loopback OpenAI-compatible server that answers from a script.
 
     Each ``POST /chat/completions`` consumes one script item: a
-    :class:`~intentflow.testing.replies.Reply` is answered as JSON, or as an SSE stream when
-    the request has ``"stream": true``; a :class:`~intentflow.testing.replies.Fault` fails the
+    `Reply` is answered as JSON, or as an SSE stream when
+    the request has ``"stream": true``; a `Fault` fails the
     way it describes. When a list script runs out, the server answers 400 (which the SDK does
-    not retry) with a message saying so, and records the problem in :attr:`errors`.
+    not retry) with a message saying so, and records the problem in `errors`.
 
     Args:
-        script: Items consumed in order (extend later with :meth:`push`), or a function
+        script: Items consumed in order (extend later with `push`), or a function
             (sync or async) of the request's parsed JSON body returning the next item.
         embed: Text to vector for ``/embeddings``; defaults to
-            :func:`~intentflow.testing.embeddings.hashed_ngram_embedding`.
+            `hashed_ngram_embedding`.
         stream_quirks: Provider deviations to reproduce in streamed tool calls.
         chunk_chars: How many characters of text or arguments go in one stream delta.
         latency: Seconds to wait before every answer (on top of a reply's own ``delay``).
@@ -182,7 +182,7 @@ class FakeOpenAIServer:
         errors: Problems the server saw: an exhausted script, an unreadable request, an
             unknown path, a script function that raised.
 
-    Example:
+    Examples:
         >>> import openai
         >>> from intentflow.testing.replies import Fault, Reply
         >>> async def main() -> str | None:

@@ -1,9 +1,9 @@
 """The script vocabulary of intentflow's test doubles: what a fake model says, or how it fails.
 
 A *script* is what a test double answers, one item per model call: either a sequence of
-:class:`Reply` and :class:`Fault` items, consumed in order, or a function of the request that
+`Reply` and `Fault` items, consumed in order, or a function of the request that
 returns one. The vocabulary is provider-neutral (no HTTP, no wire format), so the same script
-drives the loopback :class:`~intentflow.testing.fake_server.FakeOpenAIServer` and an
+drives the loopback `FakeOpenAIServer` and an
 in-process scripted model::
 
     script = [
@@ -45,7 +45,7 @@ send malformed JSON on purpose)."""
 def estimate_tokens(text: str) -> int:
     """A deterministic token count for text: one token per four characters, rounded up.
 
-    Example:
+    Examples:
         >>> estimate_tokens("hello world")
         3
     """
@@ -82,7 +82,7 @@ class TokenLogprob:
 class Reply:
     """One scripted model reply: text, tool calls, or both (or a refusal).
 
-    Build one with :meth:`text`, :meth:`call`, :meth:`calls` or :meth:`refused`, or directly.
+    Build one with `text`, `call`, `calls` or `refused`, or directly.
 
     Attributes:
         content: The reply text, if any.
@@ -97,7 +97,7 @@ class Reply:
             one token per chunk, as real streams are.
         delay: Seconds to wait before answering.
 
-    Example:
+    Examples:
         >>> Reply.call("get_weather", {"city": "Paris"}).tool_calls[0].arguments
         '{"city":"Paris"}'
     """
@@ -136,12 +136,12 @@ class Reply:
         Args:
             content: The text.
             logprobs: Per-token log probabilities whose tokens join up to ``content``, as
-                :class:`TokenLogprob` or ``(token, logprob)`` pairs.
+                `TokenLogprob` or ``(token, logprob)`` pairs.
             finish_reason: Override the derived ``"stop"`` (e.g. ``"length"``).
             usage: Override the estimated usage.
             delay: Seconds to wait before answering.
 
-        Example:
+        Examples:
             >>> Reply.text("billing", logprobs=[("bill", -0.1), ("ing", -0.01)]).content
             'billing'
         """
@@ -194,12 +194,12 @@ class Reply:
 
         Args:
             *calls: Each a ``(name, arguments)`` or ``(name, arguments, id)`` tuple, or a
-                :class:`~intentflow.messages.ToolCall`.
+                `ToolCall`.
             content: Text sent alongside the calls, if any.
             usage: Override the estimated usage.
             delay: Seconds to wait before answering.
 
-        Example:
+        Examples:
             >>> r = Reply.calls(("a", {"x": 1}), ("b", '{"broken'))
             >>> [c.arguments for c in r.tool_calls]
             ['{"x":1}', '{"broken']
@@ -260,7 +260,7 @@ class CallIdSequence:
     One sequence belongs to one test double, so ids are unique within it and the same on
     every run.
 
-    Example:
+    Examples:
         >>> ids = CallIdSequence()
         >>> ids(), ids()
         ('call_1', 'call_2')
@@ -329,7 +329,7 @@ class Fault:
     ) -> Fault:
         """Answer with any HTTP error status and an OpenAI-shaped error body.
 
-        Example:
+        Examples:
             >>> Fault.http_error(400, "maximum context length exceeded",
             ...                  error_code="context_length_exceeded").status
             400

@@ -1,6 +1,6 @@
 """An independent check that a JSON Schema obeys OpenAI strict mode's rules.
 
-:mod:`intentflow.toolsets.strict` *produces* strict-mode schemas; this module *checks* them,
+`intentflow.toolsets.strict` *produces* strict-mode schemas; this module *checks* them,
 written separately from the compiler and sharing no code with it, so that a bug in one is not
 silently repeated in the other. Use it in tests of anything that emits strict schemas::
 
@@ -12,16 +12,16 @@ The rules are those of OpenAI's Structured Outputs guide (which function calling
 * the root is an object schema, not a union;
 * every object sets ``additionalProperties: false`` and lists every one of its properties,
   and nothing else, in ``required``;
-* only the supported keywords appear (:data:`STRICT_KEYWORDS`), which leaves out ``default``,
+* only the supported keywords appear (`STRICT_KEYWORDS`), which leaves out ``default``,
   ``minLength``, ``oneOf``, ``allOf``, ``not`` and the rest; ``format`` takes only the
-  supported values (:data:`STRICT_FORMATS`);
+  supported values (`STRICT_FORMATS`);
 * a ``type`` names JSON types; a list of types is only ``[T, "null"]``;
 * every node says what it accepts (a ``type``, ``anyOf``, ``$ref``, ``enum`` or ``const``):
   there is no "any value"; an array says what its ``items`` are;
 * ``enum``/``const`` values match the node's type;
 * a ``$ref`` resolves inside the document and stands alone (the API rejects siblings such as a
   ``description`` beside it);
-* nesting is at most :data:`MAX_DEPTH` levels deep.
+* nesting is at most `MAX_DEPTH` levels deep.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def strict_violations(schema: Any) -> list[str]:
         One line per violation, each starting with the JSON path of the offending node
         (``<root>`` for the root), e.g. ``"/properties/unit: 'default' is not permitted"``.
 
-    Example:
+    Examples:
         >>> for line in strict_violations({
         ...     "type": "object",
         ...     "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},

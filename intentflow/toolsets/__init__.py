@@ -1,10 +1,10 @@
 """Tools and toolsets: describe what the model may call, compile it once, execute it safely.
 
-* :class:`Tool` and the :func:`tool` decorator: a tool from a function, a Pydantic model or a
-  JSON Schema, with an honest strict-mode schema (:mod:`.strict`);
-* :class:`Toolset`: a named, ordered, composable collection;
-* :class:`Executor`: runs the model's tool calls with permission checks, validation, timeouts,
-  retries and a concurrency limit, and returns one :class:`ToolCallOutcome` per call.
+* `Tool` and the `tool` decorator: a tool from a function, a Pydantic model or a
+  JSON Schema, with an honest strict-mode schema (`.strict`);
+* `Toolset`: a named, ordered, composable collection;
+* `Executor`: runs the model's tool calls with permission checks, validation, timeouts,
+  retries and a concurrency limit, and returns one `ToolCallOutcome` per call.
 """
 
 from intentflow.toolsets.executor import Executor

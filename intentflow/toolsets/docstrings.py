@@ -40,7 +40,7 @@ class ParsedDocstring:
 def parse_docstring(doc: str | None) -> ParsedDocstring:
     """Parse a Google, NumPy or Sphinx docstring.
 
-    Example:
+    Examples:
         >>> d = parse_docstring('''Get the weather.
         ...
         ... Args:

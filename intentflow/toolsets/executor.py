@@ -3,9 +3,9 @@
 For each call, in the model's order: refuse a tool outside the turn's allowed set (the model's
 wish is not permission), parse the JSON, validate it, run the tool (awaited if async, in a
 worker thread if sync) under its timeout, retry transient failures with backoff, and turn
-every failure into a :class:`~intentflow.toolsets.outcomes.ToolCallOutcome`. Parallel calls run
+every failure into a `ToolCallOutcome`. Parallel calls run
 in an anyio task group under a capacity limit; one failing or slow call never cancels or loses
-another. Then the :class:`~intentflow.toolsets.policy.ErrorPolicy` decides, per failure, whether
+another. Then the `ErrorPolicy` decides, per failure, whether
 it goes back to the model or is raised.
 """
 
@@ -40,9 +40,9 @@ class Executor:
     """Executes tool calls against a toolset.
 
     The executor is configuration and is shared by every run; what belongs to one run (the
-    error budget, the context) is passed to :meth:`execute`.
+    error budget, the context) is passed to `execute`.
 
-    Example:
+    Examples:
         >>> import anyio
         >>> tools = Toolset("math")
         >>> @tools.tool

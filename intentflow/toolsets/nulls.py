@@ -1,7 +1,7 @@
 """Map a strict-mode ``null`` back to "not given", so the Python default applies.
 
 In strict mode every property is required, so an optional parameter is compiled as
-required-and-nullable (:mod:`intentflow.toolsets.strict`) and a model that has nothing to say
+required-and-nullable (`intentflow.toolsets.strict`) and a model that has nothing to say
 sends ``null``. Before validation, such a ``null`` is removed from the arguments: the key is
 then absent, exactly as if a non-strict model had omitted it, and validation fills in the
 Python default (for a function tool) or leaves the key out (for a JSON-schema tool).

@@ -1,8 +1,8 @@
 """What became of a tool call: a typed outcome, successful or not.
 
 The executor never lets a tool call end in an unhandled exception. Every call yields exactly
-one :class:`ToolCallOutcome`, in the model's order, carrying its ``tool_call_id``; a failure is
-an :class:`OutcomeKind` plus a :class:`ToolError` that says what went wrong in words a model can
+one `ToolCallOutcome`, in the model's order, carrying its ``tool_call_id``; a failure is
+an `OutcomeKind` plus a `ToolError` that says what went wrong in words a model can
 act on (which fields, what to change, whether retrying may help).
 """
 
@@ -23,6 +23,7 @@ class OutcomeKind(StrEnum):
     """How a tool call ended."""
 
     SUCCESS = "success"
+    """The tool ran and its result went back to the model."""
     UNKNOWN_TOOL = "unknown_tool"
     """The model named a tool that does not exist."""
     PERMISSION_DENIED = "permission_denied"
@@ -47,7 +48,7 @@ class ErrorAction(StrEnum):
     RETURN_TO_MODEL = "return_to_model"
     """Send a structured error back to the model as the tool's result, so it can recover."""
     RAISE = "raise"
-    """Stop: raise :class:`~intentflow.errors.ToolCallFailed` to the caller."""
+    """Stop: raise `ToolCallFailed` to the caller."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,11 @@ class ToolError:
 
     def to_content(self) -> str:
         """The JSON text the model reads as the tool's result."""
-        body: dict[str, Any] = {"kind": self.kind.value, "message": self.message}
+        # A refused tool and an unknown one read the same to the model: it must not learn
+        # which tools exist outside what it was given.
+        kind = self.kind
+        shown = "unknown_tool" if kind is OutcomeKind.PERMISSION_DENIED else kind.value
+        body: dict[str, Any] = {"kind": shown, "message": self.message}
         if self.fields:
             body["fields"] = [f.to_dict() for f in self.fields]
         if self.hint:

@@ -1,6 +1,6 @@
 """Policies for failing tool calls: what to do with each kind of failure, and when to retry.
 
-:class:`ErrorPolicy` is configuration (immutable, shared by every run); :class:`ErrorBudget` is
+`ErrorPolicy` is configuration (immutable, shared by every run); `ErrorBudget` is
 the per-run state that counts failures against the policy's budgets.
 """
 
@@ -15,8 +15,6 @@ from intentflow.toolsets.outcomes import ErrorAction, OutcomeKind
 
 __all__ = ["ErrorBudget", "ErrorPolicy", "RetryPolicy"]
 
-_RETURN = ErrorAction.RETURN_TO_MODEL
-
 
 @dataclass(frozen=True, slots=True)
 class ErrorPolicy:
@@ -27,7 +25,7 @@ class ErrorPolicy:
     the ``budget_exceeded`` action (raise, by default): a model that keeps failing is stopped
     instead of looping.
 
-    Example:
+    Examples:
         >>> strict = ErrorPolicy(tool_error=ErrorAction.RAISE, max_errors_per_run=3)
         >>> strict.action(OutcomeKind.TOOL_ERROR)
         <ErrorAction.RAISE: 'raise'>
@@ -46,12 +44,12 @@ class ErrorPolicy:
             (its type always is). Turn off when exception texts may hold secrets.
     """
 
-    unknown_tool: ErrorAction = _RETURN
-    permission_denied: ErrorAction = _RETURN
-    invalid_json: ErrorAction = _RETURN
-    invalid_arguments: ErrorAction = _RETURN
-    timeout: ErrorAction = _RETURN
-    tool_error: ErrorAction = _RETURN
+    unknown_tool: ErrorAction = ErrorAction.RETURN_TO_MODEL
+    permission_denied: ErrorAction = ErrorAction.RETURN_TO_MODEL
+    invalid_json: ErrorAction = ErrorAction.RETURN_TO_MODEL
+    invalid_arguments: ErrorAction = ErrorAction.RETURN_TO_MODEL
+    timeout: ErrorAction = ErrorAction.RETURN_TO_MODEL
+    tool_error: ErrorAction = ErrorAction.RETURN_TO_MODEL
     budget_exceeded: ErrorAction = ErrorAction.RAISE
     max_errors_per_tool: int = 3
     max_errors_per_run: int = 8
@@ -75,7 +73,7 @@ class ErrorPolicy:
 class ErrorBudget:
     """Per-run counts of failures sent back to the model, checked against an ErrorPolicy.
 
-    Create one per run and pass it to every :meth:`Executor.execute` of that run.
+    Create one per run and pass it to every `Executor.execute` of that run.
     """
 
     per_tool: Counter[str] = field(default_factory=Counter)
@@ -102,10 +100,10 @@ class RetryPolicy:
     """Retries a tool's *transient* failures with exponential backoff and full jitter.
 
     Only exceptions of the listed types are retried (by default
-    :class:`~intentflow.errors.TransientToolError`, which a tool raises to say "try again"),
+    `TransientToolError`, which a tool raises to say "try again"),
     and timeouts only when ``retry_timeouts`` is set. Everything else fails at once.
 
-    Example:
+    Examples:
         >>> RetryPolicy(attempts=4, retry_on=(TransientToolError, ConnectionError))
         RetryPolicy(attempts=4, ...)
 

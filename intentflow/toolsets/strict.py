@@ -10,15 +10,16 @@ about optionality:
   states the default, e.g. ``unit: Literal["c", "f"] = "c"`` compiles to
   ``{"enum": ["c", "f", null], "type": ["string", "null"], "description": "... (default: \"c\";
   null uses the default)"}``; the executor maps a ``null`` back to the default before
-  validation (see :mod:`intentflow.toolsets.nulls`);
+  validation (see `intentflow.toolsets.nulls`);
 * keywords strict mode rejects but that only *narrow* a value (``minLength``, ``default``,
-  ``uniqueItems``, unsupported ``format`` values...) are moved into the description; the
-  executor still enforces them when it validates, so nothing is lost (``relaxed``);
+  ``uniqueItems``, unsupported ``format`` values...) are moved into the description and listed
+  in ``relaxed``; validation still enforces them (except ``format`` on JSON-schema tools,
+  which JSON Schema treats as an annotation; such a tool lists it in ``unenforced``);
 * what cannot be expressed at all (an open ``dict[str, Any]``, a value of any type, ``not``,
   ``if``/``then``...) makes the schema non-strict, with one reason per problem and its path
   (``problems``). The tool is then sent without strict mode; nothing is switched off silently.
 
-Example:
+Examples:
     >>> out = compile_strict({
     ...     "type": "object",
     ...     "properties": {"city": {"type": "string"}, "days": {"type": "integer", "default": 3}},

@@ -2,12 +2,12 @@
 
 Three ways to make one:
 
-* from a Python function, sync or async (:meth:`Tool.from_function`, or the ``@tool`` /
+* from a Python function, sync or async (`Tool.from_function`, or the ``@tool`` /
   ``@toolset.tool`` decorators): the argument model is built from the signature, the
   description and the parameter descriptions from the docstring;
-* from an explicit Pydantic model and a handler taking it (:meth:`Tool.from_model`);
+* from an explicit Pydantic model and a handler taking it (`Tool.from_model`);
 * from a JSON Schema and a handler taking the arguments as a dict
-  (:meth:`Tool.from_json_schema`), for tools that come from elsewhere (an MCP server, an API
+  (`Tool.from_json_schema`), for tools that come from elsewhere (an MCP server, an API
   spec).
 
 Everything that depends only on the definition (the strict and the plain OpenAI entries, the
@@ -84,7 +84,7 @@ class _Options:
 class Tool:
     """A callable tool with a compiled schema.
 
-    Build one with :meth:`from_function`, :meth:`from_model` or :meth:`from_json_schema` rather
+    Build one with `from_function`, `from_model` or `from_json_schema` rather
     than directly.
 
     Attributes:
@@ -225,9 +225,9 @@ class Tool:
         Each parameter becomes an argument: its type from the annotation, its default from the
         signature, its description from ``Annotated[..., Field(description=...)]`` or from the
         docstring (Google, NumPy or Sphinx style). A parameter annotated with
-        :class:`~intentflow.RunContext` receives the run context and is not in the schema.
+        `RunContext` receives the run context and is not in the schema.
 
-        Example:
+        Examples:
             >>> from typing import Literal
             >>> def get_weather(city: str, unit: Literal["c", "f"] = "c") -> str:
             ...     '''Current weather for a city.
@@ -302,10 +302,10 @@ class Tool:
         """Build a tool whose arguments are an explicit Pydantic model.
 
         The handler receives one validated instance of ``model`` (and the run context, if it
-        has a parameter annotated with :class:`~intentflow.RunContext`). The description
+        has a parameter annotated with `RunContext`). The description
         defaults to the handler's docstring, then the model's.
 
-        Example:
+        Examples:
             >>> class Search(BaseModel):
             ...     query: str
             ...     limit: int = 5
@@ -365,11 +365,11 @@ class Tool:
         """Build a tool from a JSON Schema and a handler that takes the arguments as a dict.
 
         Arguments are validated against the schema itself (see
-        :mod:`intentflow.toolsets.validation`); the handler receives them as the model sent
+        `intentflow.toolsets.validation`); the handler receives them as the model sent
         them, minus the ``null`` of omitted optional parameters. A handler parameter annotated
-        with :class:`~intentflow.RunContext` receives the run context.
+        with `RunContext` receives the run context.
 
-        Example:
+        Examples:
             >>> t = Tool.from_json_schema(
             ...     "math.factorial", "Factorial of a number.",
             ...     {"type": "object", "properties": {"number": {"type": "integer"}},
@@ -545,9 +545,9 @@ def tool(
     concurrency_key: ConcurrencyKey | None = None,
     sensitive: bool | Collection[str] = False,
 ) -> Tool | Callable[[Handler], Tool]:
-    """Make a :class:`Tool` from a function; use bare (``@tool``) or with options.
+    """Make a `Tool` from a function; use bare (``@tool``) or with options.
 
-    Example:
+    Examples:
         >>> @tool(timeout=5)
         ... async def lookup_order(order_id: str) -> dict[str, str]:
         ...     '''Find an order by id.'''

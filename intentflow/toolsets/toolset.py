@@ -21,7 +21,7 @@ __all__ = ["Toolset"]
 class Toolset:
     """A named, ordered collection of tools, keyed by the name the model sees.
 
-    Example:
+    Examples:
         >>> support = Toolset("support")
         >>> @support.tool
         ... async def order_status(order_id: str) -> str:
@@ -102,8 +102,8 @@ class Toolset:
     ) -> Tool | Callable[[Handler], Tool]:
         """Register a function as a tool of this toolset; use bare or with options.
 
-        The options are those of :meth:`Tool.from_function`. The decorated name is bound to
-        the :class:`Tool` (call ``tool.handler`` for the function itself).
+        The options are those of `Tool.from_function`. The decorated name is bound to
+        the `Tool` (call ``tool.handler`` for the function itself).
         """
         make = tool(
             name=name,

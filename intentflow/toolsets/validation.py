@@ -68,7 +68,7 @@ _UNENFORCED = frozenset(
 
 
 def parse_arguments(tool: str, arguments: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
-    """Parse a tool call's raw arguments into a dict, or raise :class:`InvalidToolJSON`.
+    """Parse a tool call's raw arguments into a dict, or raise `InvalidToolJSON`.
 
     An empty string is taken as ``{}``: some OpenAI-compatible servers send it for tools without
     parameters.
@@ -309,6 +309,8 @@ class _Builder:
 
     def typed(self, t: str, node: Mapping[str, Any], path: tuple[str, ...]) -> Any:
         if t == "string":
+            if "format" in node:
+                self.note(path, f"format {node['format']!r} is not checked")
             constraints: dict[str, Any] = {}
             if isinstance(node.get("minLength"), int):
                 constraints["min_length"] = node["minLength"]

@@ -153,8 +153,10 @@ async def test_unknown_tool_and_permission_denied_look_alike_to_the_model() -> N
     assert unknown.kind is OutcomeKind.UNKNOWN_TOOL
     assert denied.kind is OutcomeKind.PERMISSION_DENIED
     assert unknown.tool_name is None and denied.tool_name == "add"
+    assert unknown.content.replace("teleport", "add") == denied.content  # indistinguishable
     for o in (unknown, denied):
         error = json.loads(o.content)["error"]
+        assert error["kind"] == "unknown_tool"
         assert "is not available" in error["message"]
         assert error["hint"] == "Call one of: weather, echo."
 
