@@ -12,6 +12,7 @@ it goes back to the model or is raised.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -22,7 +23,13 @@ import structlog
 from intentflow.context import RunContext
 from intentflow.errors import InvalidToolArguments, InvalidToolJSON, ToolCallFailed
 from intentflow.messages import ToolCall
-from intentflow.toolsets.outcomes import ErrorAction, OutcomeKind, ToolCallOutcome, ToolError
+from intentflow.toolsets.outcomes import (
+    ErrorAction,
+    OutcomeKind,
+    ToolCallOutcome,
+    ToolError,
+    success_outcome,
+)
 from intentflow.toolsets.policy import ErrorBudget, ErrorPolicy
 from intentflow.toolsets.tool import Tool, serialize_result
 from intentflow.toolsets.toolset import Toolset
@@ -105,10 +112,6 @@ class Executor:
             ToolCallFailed: The policy chose to raise for a failure. It carries the outcomes
                 of the whole batch.
         """
-        if context is None:
-            context = RunContext(deps=None)
-        if budget is None:
-            budget = ErrorBudget()
         if allowed is not None and not isinstance(allowed, set | frozenset | dict):
             allowed = frozenset(allowed)
         run = _Batch(self, allowed, context, on_started, on_finished)
@@ -119,7 +122,7 @@ class Executor:
         return self._apply_policy(outcomes, budget)
 
     def _apply_policy(
-        self, outcomes: list[ToolCallOutcome], budget: ErrorBudget
+        self, outcomes: list[ToolCallOutcome], budget: ErrorBudget | None
     ) -> list[ToolCallOutcome]:
         policy = self.policy
         first_raise: ToolCallOutcome | None = None
@@ -128,6 +131,8 @@ class Executor:
                 continue
             kind = outcome.kind
             if policy.action(kind) is ErrorAction.RETURN_TO_MODEL:
+                if budget is None:  # made on the first failure: a successful batch needs none
+                    budget = ErrorBudget()
                 exceeded = budget.charge(outcome.tool_name or outcome.called_as, policy)
                 if exceeded is not None:
                     prior = outcome.error.message if outcome.error else kind.value
@@ -157,13 +162,13 @@ class Executor:
 class _Batch:
     """The state of one ``execute`` call."""
 
-    __slots__ = ("allowed", "context", "executor", "on_finished", "on_started")
+    __slots__ = ("allowed", "context", "executor", "log", "on_finished", "on_started")
 
     def __init__(
         self,
         executor: Executor,
         allowed: Collection[str] | None,
-        context: RunContext[Any],
+        context: RunContext[Any] | None,
         on_started: OnStarted | None,
         on_finished: OnFinished | None,
     ) -> None:
@@ -172,16 +177,27 @@ class _Batch:
         self.context = context
         self.on_started = on_started
         self.on_finished = on_finished
+        # The configured logger, resolved once per batch (through the module's lazy proxy each
+        # call costs ~0.7 µs), or None when it drops debug events: then the fields of the
+        # per-call event are never computed.
+        log = _log.bind()
+        self.log = log if _debug_enabled(log) else None
+
+    def run_context(self) -> RunContext[Any]:
+        # Made on first use: a fresh RunContext draws a uuid4 run_id (~3 µs, a syscall), and
+        # most batches never need it (no tool takes a context, debug logging is off).
+        context = self.context
+        if context is None:
+            context = self.context = RunContext(deps=None)
+        return context
 
     async def many(self, calls: Sequence[ToolCall]) -> list[ToolCallOutcome]:
         tools = self.executor.tools
         results: list[ToolCallOutcome | None] = [None] * len(calls)
-        limiter = anyio.CapacityLimiter(self.executor.max_concurrency)
         locks: dict[str, anyio.Lock] = {}
 
-        async def worker(i: int) -> None:
-            async with limiter:
-                results[i] = await self.one(calls[i], locks)
+        async def run(i: int) -> None:
+            results[i] = await self.one(calls[i], locks)
 
         # An exclusive tool runs alone: the batch is cut into segments at exclusive calls, and
         # segments run one after another in the model's order (a write before a read stays so).
@@ -189,22 +205,35 @@ class _Batch:
         for i, call in enumerate(calls):
             t = tools.get(call.name)
             if t is not None and t.exclusive:
-                await self._run_segment(segment, worker)
+                await self._run_segment(segment, run)
                 segment = []
-                await worker(i)
+                await run(i)
             else:
                 segment.append(i)
-        await self._run_segment(segment, worker)
+        await self._run_segment(segment, run)
         return [r for r in results if r is not None]
 
-    @staticmethod
-    async def _run_segment(indices: list[int], worker: Callable[[int], Any]) -> None:
-        if len(indices) == 1:
-            await worker(indices[0])
-        elif indices:
-            async with anyio.create_task_group() as tg:
-                for i in indices:
-                    tg.start_soon(worker, i)
+    async def _run_segment(self, indices: list[int], run: Callable[[int], Any]) -> None:
+        """Run the calls of ``indices`` concurrently, at most ``max_concurrency`` at a time.
+
+        Instead of a task per call behind a capacity limiter, ``min(max_concurrency, n)``
+        workers take the calls in order from one shared iterator, and this task is one of them:
+        spawning a task and acquiring a limiter token cost far more than a fast tool itself.
+        """
+        if len(indices) <= 1:
+            for i in indices:
+                await run(i)
+            return
+        pending = iter(indices)
+
+        async def worker() -> None:
+            for i in pending:
+                await run(i)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self.executor.max_concurrency, len(indices)) - 1):
+                tg.start_soon(worker)
+            await worker()
 
     async def one(
         self, call: ToolCall, locks: dict[str, anyio.Lock] | None = None
@@ -225,23 +254,27 @@ class _Batch:
         return outcome
 
     def _finish(self, outcome: ToolCallOutcome) -> None:
+        if self.log is not None:
+            self._log_call(self.log, outcome)
+        if self.on_finished is not None:
+            self.on_finished(outcome)
+
+    def _log_call(self, log: Any, outcome: ToolCallOutcome) -> None:
         tool = self.executor.tools.get(outcome.called_as)
         arguments = outcome.arguments
-        _log.debug(
+        log.debug(
             "tool.call",
             tool=outcome.tool_name or outcome.called_as,
             tool_call_id=outcome.tool_call_id,
             outcome=outcome.kind.value,
             attempts=outcome.attempts,
             duration_ms=round(outcome.duration * 1000, 3),
-            run_id=self.context.run_id,
+            run_id=self.run_context().run_id,
             # Only validated arguments are logged, and only as the tool allows (redaction).
             arguments=tool.redact(arguments)
             if tool is not None and arguments is not None
             else None,
         )
-        if self.on_finished is not None:
-            self.on_finished(outcome)
 
     async def _one(
         self, call: ToolCall, start: float, locks: dict[str, anyio.Lock] | None
@@ -275,7 +308,9 @@ class _Batch:
 
         context = None
         if tool.takes_context:
-            context = dataclasses.replace(self.context, tool_call_id=call.id, tool_name=tool.name)
+            context = dataclasses.replace(
+                self.run_context(), tool_call_id=call.id, tool_name=tool.name
+            )
         key = tool.concurrency_key
         if key is not None and locks is not None:
             key_value = key if isinstance(key, str) else key(arguments)
@@ -353,16 +388,15 @@ class _Batch:
                         exception=exc,
                     )
                 else:
-                    return ToolCallOutcome(
-                        tool_call_id=call.id,
-                        called_as=call.name,
-                        tool_name=tool.name,
-                        kind=OutcomeKind.SUCCESS,
-                        content=content,
-                        result=result,
-                        arguments=arguments,
-                        attempts=attempts,
-                        duration=_perf() - start,
+                    return success_outcome(
+                        call.id,
+                        call.name,
+                        tool.name,
+                        content,
+                        result,
+                        arguments,
+                        attempts,
+                        _perf() - start,
                     )
             if not transient or retry is None or attempts >= retry.attempts:
                 return _failure(call, tool, error, start, arguments, attempts)
@@ -374,6 +408,12 @@ class _Batch:
                 error=error.message,
             )
             await anyio.sleep(retry.delay(attempts))
+
+
+def _debug_enabled(log: Any) -> bool:
+    """Whether ``log`` emits debug events; ``True`` when it cannot tell (then it decides)."""
+    is_enabled_for = getattr(type(log), "is_enabled_for", None)
+    return is_enabled_for is None or bool(is_enabled_for(log, logging.DEBUG))
 
 
 def _failure(

@@ -131,3 +131,48 @@ class ToolCallOutcome:
             name=self.called_as,
             is_error=not self.ok,
         )
+
+
+# Setting the slots' member descriptors directly skips the frozen dataclass ``__init__`` (an
+# ``object.__setattr__`` by name for each of the eleven fields, ~2 µs), which matters on the
+# executor's hot path. The instance is exactly as frozen, equal and hashable as any other.
+(
+    _set_tool_call_id,
+    _set_called_as,
+    _set_tool_name,
+    _set_kind,
+    _set_content,
+    _set_result,
+    _set_arguments,
+    _set_error,
+    _set_action,
+    _set_attempts,
+    _set_duration,
+) = (getattr(ToolCallOutcome, name).__set__ for name in ToolCallOutcome.__slots__)
+_new = object.__new__
+
+
+def success_outcome(
+    tool_call_id: str,
+    called_as: str,
+    tool_name: str,
+    content: str,
+    result: Any,
+    arguments: dict[str, Any],
+    attempts: int,
+    duration: float,
+) -> ToolCallOutcome:
+    """A successful :class:`ToolCallOutcome`, built fast (equal to one built normally)."""
+    outcome = _new(ToolCallOutcome)
+    _set_tool_call_id(outcome, tool_call_id)
+    _set_called_as(outcome, called_as)
+    _set_tool_name(outcome, tool_name)
+    _set_kind(outcome, OutcomeKind.SUCCESS)
+    _set_content(outcome, content)
+    _set_result(outcome, result)
+    _set_arguments(outcome, arguments)
+    _set_error(outcome, None)
+    _set_action(outcome, None)
+    _set_attempts(outcome, attempts)
+    _set_duration(outcome, duration)
+    return outcome

@@ -250,8 +250,11 @@ class Tool:
         model, context_param, positional = _signature_model(fn, tool_name, doc.params)
         parameters = _clean_pydantic_schema(model.model_json_schema(), doc.params)
 
+        # The core validator itself: ``model.model_validate`` adds ~0.5 µs of Python per call.
+        validate_python = model.__pydantic_validator__.validate_python
+
         def validate_dict(data: dict[str, Any]) -> dict[str, Any]:
-            return dict(model.model_validate(data).__dict__)
+            return dict(validate_python(data).__dict__)
 
         if positional:
 
@@ -324,8 +327,11 @@ class Tool:
         parameters = _clean_pydantic_schema(model.model_json_schema(), {})
         parameters.pop("description", None)
 
+        # The core validator itself: ``model.model_validate`` adds ~0.5 µs of Python per call.
+        validate_python = model.__pydantic_validator__.validate_python
+
         def validate_dict(data: dict[str, Any]) -> dict[str, Any]:
-            return dict(model.model_validate(data).__dict__)
+            return dict(validate_python(data).__dict__)
 
         def call(fn: Handler, args: dict[str, Any], ctx: RunContext[Any] | None) -> Any:
             instance = model.model_construct(**args)
@@ -392,10 +398,10 @@ class Tool:
                 name, f"cannot build a validator from the schema: {exc}"
             ) from exc
         context_param = _find_context_param(handler, name)
-        adapter = validator.adapter
+        validate_python = validator.adapter.validator.validate_python
 
         def validate_dict(data: dict[str, Any]) -> dict[str, Any]:
-            adapter.validate_python(data)
+            validate_python(data)
             return data
 
         def call(fn: Handler, args: dict[str, Any], ctx: RunContext[Any] | None) -> Any:

@@ -73,13 +73,14 @@ def parse_arguments(tool: str, arguments: str | bytes | Mapping[str, Any]) -> di
     An empty string is taken as ``{}``: some OpenAI-compatible servers send it for tools without
     parameters.
     """
-    if isinstance(arguments, Mapping):
+    if not isinstance(arguments, str | bytes) and isinstance(arguments, Mapping):
         return dict(arguments)
-    if not arguments or (isinstance(arguments, str) and not arguments.strip()):
-        return {}
     try:
         value = pydantic_core.from_json(arguments)
     except ValueError as exc:
+        # Looked at only on failure: the common case (a JSON object) pays nothing for it.
+        if not arguments or (isinstance(arguments, str) and not arguments.strip()):
+            return {}
         raw = arguments if isinstance(arguments, str) else arguments.decode("utf-8", "replace")
         raise InvalidToolJSON(tool, raw, str(exc)) from None
     if not isinstance(value, dict):
