@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 
 from intentflow.errors import InvalidToolArguments, StrictSchemaWarning
-from intentflow.testing.bfcl import bfcl_tool, load_bfcl_cases, strict_answer
+from intentflow.testing.bfcl import bfcl_tool, drop_nulls, load_bfcl_cases, strict_answer
 from intentflow.testing.strict_rules import strict_violations
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -46,14 +46,6 @@ SHOWN_FAILURES = 5
 def _kind(entry: str) -> str:
     """``"/properties/x: what happened"`` -> ``"what happened"`` (paths vary, kinds repeat)."""
     return entry.partition(": ")[2] or entry
-
-
-def _drop_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
 
 
 def evaluate_file(path: Path) -> dict[str, Any]:
@@ -102,7 +94,7 @@ def evaluate_file(path: Path) -> dict[str, Any]:
                 continue
             validated += 1
             # For a JSON-schema tool the validated arguments are what the handler receives.
-            if received != _drop_nulls(sent):
+            if received != drop_nulls(sent):
                 null_leaks += 1
 
     return {

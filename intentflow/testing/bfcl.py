@@ -54,6 +54,7 @@ __all__ = [
     "BFCLCase",
     "bfcl_to_json_schema",
     "bfcl_tool",
+    "drop_nulls",
     "load_bfcl_cases",
     "load_bfcl_functions",
     "strict_answer",
@@ -477,3 +478,17 @@ def load_bfcl_functions(path: str | Path) -> list[dict[str, Any]]:
     across cases.
     """
     return [fn for case in load_bfcl_cases(path) for fn in case.functions]
+
+
+def drop_nulls(value: Any) -> Any:
+    """What a handler receives for strict-mode arguments ``value``: every ``null`` key left out.
+
+    Examples:
+        >>> drop_nulls({"a": 1, "b": None, "c": [{"d": None}]})
+        {'a': 1, 'c': [{}]}
+    """
+    if isinstance(value, dict):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v) for v in value]
+    return value

@@ -24,6 +24,7 @@ from intentflow.testing.bfcl import (
     BFCLCase,
     bfcl_to_json_schema,
     bfcl_tool,
+    drop_nulls,
     load_bfcl_cases,
     load_bfcl_functions,
     strict_answer,
@@ -130,15 +131,6 @@ def _compiled(category: str) -> _Compiled:
         tools = [{fn["name"]: bfcl_tool(fn, _received) for fn in case.functions} for case in cases]
     warned = [w.message for w in caught if isinstance(w.message, StrictSchemaWarning)]
     return _Compiled(cases, tools, warned)
-
-
-def _drop_nulls(value: Any) -> Any:
-    """What the handler must receive for ``value``: every ``null``-valued key left out."""
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
 
 
 def _report(title: str, failures: list[str], limit: int = 25) -> str:
@@ -267,7 +259,7 @@ class TestBFCLAnswers:
             sent = strict_answer(fn, params)
             nulls_sent += json.dumps(sent).count("null")
             received = await tool.invoke(tool.validate(json.dumps(sent)))
-            if received != _drop_nulls(sent):
+            if received != drop_nulls(sent):
                 failures.append(f"{case.id} call {i} {tool.name}: sent {sent}, got {received}")
         assert not failures, _report("handlers saw a null or lost a value", failures)
         assert nulls_sent > 0  # the data does exercise the rule
