@@ -10,12 +10,21 @@ of the whole batch, later the transcript so far)::
     ├── ConfigurationError            raised at build time; fix the code
     │   ├── ToolDefinitionError       a tool cannot be built from this function/schema
     │   └── ToolNameError             a tool name is invalid or taken (suggests an alias)
-    └── RunError                      raised while serving a request
+    └── RunError                      raised while serving a request (carries the transcript)
         ├── ToolInputError            the model's arguments for a tool are unusable
         │   ├── InvalidToolJSON       ...because they are not a JSON object
         │   └── InvalidToolArguments  ...because they fail validation (every field listed)
         ├── TransientToolError        raised *by a tool*: a retry may succeed
-        └── ToolCallFailed            the error policy chose to raise for a tool call
+        ├── ToolCallFailed            the error policy chose to raise for a tool call
+        ├── ModelError                the model could not be asked, or answered unusably
+        │   ├── ModelAPIError         the endpoint answered with an HTTP error (status, message)
+        │   │   └── ModelRateLimited  ...429, after the client's own retries
+        │   ├── ModelConnectionError  no complete answer: connection refused, dropped or cut
+        │   │   └── ModelTimeout      ...because the client's timeout expired
+        │   └── ModelResponseError    the answer does not have the shape of a completion
+        ├── ModelRefused              the model refused to answer
+        ├── OutputValidationError     the final output failed validation after every retry
+        └── MaxTurnsExceeded          the agent reached its turn cap still calling tools
 
     StrictSchemaWarning (a UserWarning)   a tool had to be emitted without strict mode
 """
@@ -27,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from intentflow.messages import Message, Usage
     from intentflow.toolsets.outcomes import ToolCallOutcome
 
 __all__ = [
@@ -35,6 +45,15 @@ __all__ = [
     "IntentflowError",
     "InvalidToolArguments",
     "InvalidToolJSON",
+    "MaxTurnsExceeded",
+    "ModelAPIError",
+    "ModelConnectionError",
+    "ModelError",
+    "ModelRateLimited",
+    "ModelRefused",
+    "ModelResponseError",
+    "ModelTimeout",
+    "OutputValidationError",
     "RunError",
     "StrictSchemaWarning",
     "ToolCallFailed",
@@ -91,7 +110,22 @@ class ToolNameError(ConfigurationError):
 
 
 class RunError(IntentflowError):
-    """Something went wrong while serving a request."""
+    """Something went wrong while serving a request.
+
+    A run error raised out of a run carries what the run produced up to that point, so
+    nothing is lost: the caller can log it, show it, persist it, or continue the conversation
+    from it.
+
+    Attributes:
+        transcript: Every message of the run so far (history included), in order; empty when
+            the error was raised outside a run.
+        usage: What the run consumed before the error.
+        agent: The agent that was acting, if any.
+    """
+
+    transcript: tuple[Message, ...] = ()
+    usage: Usage | None = None
+    agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,3 +244,125 @@ class StrictSchemaWarning(UserWarning):
         self.tool = tool
         self.reasons = tuple(reasons)
         super().__init__(f"tool {tool!r} is sent without strict mode: " + "; ".join(self.reasons))
+
+
+# --------------------------------------------------------------------------- model calls
+
+
+class ModelError(RunError):
+    """A model call failed: the endpoint could not be reached or its answer is unusable.
+
+    Attributes:
+        model: The model the request was for.
+    """
+
+    def __init__(self, message: str, *, model: str | None = None) -> None:
+        self.model = model
+        super().__init__(message)
+
+
+class ModelAPIError(ModelError):
+    """The endpoint answered with an HTTP error, after the client's own retries.
+
+    Attributes:
+        status: The HTTP status.
+        message: The provider's error message, as it sent it.
+        code: The provider's error code (``"context_length_exceeded"``, ...), if any.
+        type: The provider's error type (``"invalid_request_error"``, ...), if any.
+        request_id: The provider's request id, for its support.
+        retryable: Whether the same request may succeed later (429, 408, 409, 5xx).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        type: str | None = None,
+        request_id: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.status = status
+        self.message = message
+        self.code = code
+        self.type = type
+        self.request_id = request_id
+        self.retryable = status in (408, 409, 429) or status >= 500
+        what = f"{code}: " if code else ""
+        super().__init__(f"the model endpoint answered HTTP {status}: {what}{message}", model=model)
+
+
+class ModelRateLimited(ModelAPIError):
+    """HTTP 429 from the endpoint, still there after the client's retries."""
+
+
+class ModelConnectionError(ModelError):
+    """No complete answer arrived: the connection failed, was dropped, or a stream was cut."""
+
+
+class ModelTimeout(ModelConnectionError):
+    """The client's timeout expired before the answer was complete."""
+
+
+class ModelResponseError(ModelError):
+    """The endpoint's answer does not have the shape of a chat completion.
+
+    Raised for answers a client cannot act on: no choices, a tool call of an unknown type.
+    """
+
+
+class ModelRefused(RunError):
+    """The model refused to answer (its reply carried a refusal instead of content).
+
+    Attributes:
+        refusal: The model's refusal text, which may be shown to the user.
+    """
+
+    def __init__(self, refusal: str) -> None:
+        self.refusal = refusal
+        super().__init__(f"the model refused: {refusal}")
+
+
+class OutputValidationError(RunError):
+    """The model's final output failed validation against the output type after every retry.
+
+    Attributes:
+        output_type: The name of the expected type.
+        raw: The last output the model gave (cut to 2,000 characters).
+        errors: Every failing field of that output (empty when it was not JSON at all).
+        attempts: How many outputs were tried.
+    """
+
+    def __init__(
+        self, output_type: str, raw: str, errors: Sequence[FieldError], detail: str, attempts: int
+    ) -> None:
+        self.output_type = output_type
+        self.raw = raw[:2000]
+        self.errors = tuple(errors)
+        self.attempts = attempts
+        super().__init__(
+            f"the model's output is not a valid {output_type} after {attempts} "
+            f"attempt{'s' * (attempts != 1)}: {detail}"
+        )
+
+
+class MaxTurnsExceeded(RunError):
+    """An agent used all its turns and the model still asked for tools.
+
+    The tool calls of the last turn were executed and their results are in ``transcript``,
+    so the transcript is complete and a conversation can continue from it.
+
+    Attributes:
+        agent: The agent that reached its cap.
+        max_turns: The cap.
+    """
+
+    def __init__(self, agent: str, max_turns: int) -> None:
+        self.agent = agent
+        self.max_turns = max_turns
+        super().__init__(
+            f"agent {agent!r} reached its cap of {max_turns} turn{'s' * (max_turns != 1)} "
+            "and the model still asks for tools; raise max_turns, or set "
+            "on_max_turns='final_answer' to end with an answer instead"
+        )

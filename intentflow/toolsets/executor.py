@@ -12,7 +12,6 @@ it goes back to the model or is raised.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import anyio
 import structlog
 
+from intentflow._logging import debug_enabled
 from intentflow.context import RunContext
 from intentflow.errors import InvalidToolArguments, InvalidToolJSON, ToolCallFailed
 from intentflow.messages import ToolCall
@@ -181,7 +181,7 @@ class _Batch:
         # call costs ~0.7 µs), or None when it drops debug events: then the fields of the
         # per-call event are never computed.
         log = _log.bind()
-        self.log = log if _debug_enabled(log) else None
+        self.log = log if debug_enabled(log) else None
 
     def run_context(self) -> RunContext[Any]:
         # Made on first use: a fresh RunContext draws a uuid4 run_id (~3 µs, a syscall), and
@@ -408,12 +408,6 @@ class _Batch:
                 error=error.message,
             )
             await anyio.sleep(retry.delay(attempts))
-
-
-def _debug_enabled(log: Any) -> bool:
-    """Whether ``log`` emits debug events; ``True`` when it cannot tell (then it decides)."""
-    is_enabled_for = getattr(type(log), "is_enabled_for", None)
-    return is_enabled_for is None or bool(is_enabled_for(log, logging.DEBUG))
 
 
 def _failure(

@@ -1,0 +1,742 @@
+"""`Agent`: the function-calling loop of one agent, with its tool_choice policy and caps.
+
+One turn: build the request (instructions, the transcript, the tools and the tool_choice of
+this turn), call the model (streaming or not), execute the tool calls it asks for through the
+`Executor` with the turn's allowed set, append the results in the model's order, then continue
+or finish. The loop ends with a final answer (text, or a validated output model), with a tool
+that ends the run, or at the turn cap (a graceful final answer, or `MaxTurnsExceeded`). Every
+error raised out of a run carries the transcript so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import (
+    Any,
+    Generic,
+    Literal,
+    TypedDict,
+    TypeVar,
+    Unpack,
+    cast,
+    overload,
+)
+
+import anyio
+import structlog
+from pydantic import BaseModel
+
+from intentflow._logging import debug_enabled
+from intentflow.agents.events import (
+    AgentEvent,
+    FinalOutput,
+    ModelDelta,
+    ModelRequested,
+    ModelResponded,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from intentflow.agents.output import OutputMode, OutputSpec
+from intentflow.agents.policy import ToolChoicePolicy, as_policy
+from intentflow.agents.result import RunResult, StopReason, TurnRecord
+from intentflow.context import RunContext
+from intentflow.errors import (
+    ConfigurationError,
+    InvalidToolArguments,
+    InvalidToolJSON,
+    MaxTurnsExceeded,
+    ModelRefused,
+    ModelResponseError,
+    OutputValidationError,
+    RunError,
+    ToolCallFailed,
+)
+from intentflow.messages import (
+    AssistantMessage,
+    Message,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+    Usage,
+    UserMessage,
+)
+from intentflow.models.base import (
+    ForcedTool,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    ResponseCompleted,
+    ToolChoice,
+)
+from intentflow.models.openai_chat import Narrowing, OpenAIChatModel
+from intentflow.toolsets.executor import Executor
+from intentflow.toolsets.outcomes import ToolCallOutcome
+from intentflow.toolsets.policy import ErrorBudget, ErrorPolicy
+from intentflow.toolsets.tool import Handler, Tool
+from intentflow.toolsets.toolset import Toolset
+
+__all__ = ["FINAL_ANSWER_NOTE", "Agent", "AgentOptions", "Instructions", "OnMaxTurns"]
+
+OutputT = TypeVar("OutputT")
+
+Instructions = str | Callable[[RunContext[Any]], str | Awaitable[str]]
+"""An agent's instructions: a string, or a function (or method) of the run context."""
+
+OnMaxTurns = Literal["final_answer", "raise"]
+"""What happens at the turn cap: ``final_answer`` makes the last turn a call with
+tool_choice ``none`` (tools array unchanged, so the prompt cache holds) and a note that the
+budget is spent; ``raise`` lets the last turn run as usual and raises `MaxTurnsExceeded` if
+the model still asks for tools."""
+
+_log = structlog.get_logger("intentflow.agent")
+_perf = time.perf_counter
+
+FINAL_ANSWER_NOTE = (
+    "The tool-call budget for this request is spent. Do not call tools: answer now with the "
+    "information you already have, and say briefly what you could not finish."
+)
+
+
+class AgentOptions(TypedDict, total=False):
+    """The keyword arguments of `Agent`; each overrides the class attribute of that name."""
+
+    name: str
+    instructions: Instructions | None
+    model: Model | str
+    tools: Toolset | Iterable[Tool | Handler]
+    tool_choice: ToolChoicePolicy | ToolChoice | str
+    output_mode: OutputMode
+    output_retries: int
+    max_turns: int
+    on_max_turns: OnMaxTurns
+    budget_note_turns: int
+    narrowing: Narrowing | None
+    stream: bool
+    parallel_tool_calls: bool | None
+    stop_at_tools: Collection[str]
+    error_policy: ErrorPolicy | None
+    max_concurrency: int
+    strict_tools: bool
+    model_settings: Mapping[str, Any]
+
+
+class Agent(Generic[OutputT]):
+    """An agent: instructions, a model, tools, a tool_choice policy, and the loop that runs them.
+
+    Use it directly, or subclass it and set class attributes and override hooks (keyword
+    arguments override class attributes)::
+
+        class Support(Agent[str]):
+            name = "support"
+            instructions = "You answer questions about orders. Be brief."
+            tools = support_tools
+            tool_choice = sequence(forced("find_order"), then="auto")
+
+            async def after_tool(self, ctx, outcome):
+                metrics.count(outcome.tool_name, outcome.kind)
+
+        result = await Support(model=OpenAIChatModel("gpt-4.1-mini")).run("Where is A-123?")
+
+    Attributes:
+        name: The agent's name (defaults to the class name for subclasses).
+        instructions: A string, or a function/method of the run context returning one; sent
+            as the first (system) message of every request, never stored in the transcript.
+        model: A `Model`, or a model name for an `OpenAIChatModel` built from the environment.
+        tools: The tools the agent has.
+        tool_choice: The `ToolChoicePolicy` (or one choice: ``"auto"``, ``"required"``,
+            ``"none"``, ``forced(name)``). A policy that forces tool calls forever must have an
+            exit (a tool in ``stop_at_tools``); it is rejected when the agent is built.
+        output_type: A Pydantic model the final answer must be, or ``None`` for text.
+        output_mode: How structured output is asked for (`OutputMode`).
+        output_retries: How many times an invalid final answer is sent back for correction.
+        max_turns: The cap on model calls of one run (default 10).
+        on_max_turns: What happens at the cap (`OnMaxTurns`, default ``final_answer``).
+        budget_note_turns: On this many turns before the cap, tell the model how many turns
+            are left (0: never).
+        narrowing: How the allowed tools are sent (`Narrowing`); ``None`` follows the model
+            (``send_allowed`` for models that do not say).
+        stream: Call the model in streaming mode (deltas reach ``on_event``).
+        parallel_tool_calls: Allow several tool calls per turn; ``None`` leaves the endpoint's
+            default.
+        stop_at_tools: Tools whose successful call ends the run; the output is that call's
+            result (the content the model would have read, for a text agent).
+        error_policy: What happens to each kind of tool failure.
+        max_concurrency: How many tool calls of one turn may run at once.
+        strict_tools: Send tools in strict mode where their schemas allow it.
+        model_settings: Sampling settings for this agent's requests (``temperature``, ...).
+    """
+
+    name: str = ""
+    instructions: Instructions | None = None
+    model: Model | str | None = None
+    tools: Toolset | Iterable[Tool | Handler] | None = None
+    tool_choice: ToolChoicePolicy | ToolChoice | str = "auto"
+    output_type: type[Any] | None = None
+    output_mode: OutputMode = "response_format"
+    output_retries: int = 2
+    max_turns: int = 10
+    on_max_turns: OnMaxTurns = "final_answer"
+    budget_note_turns: int = 0
+    narrowing: Narrowing | None = None
+    stream: bool = False
+    parallel_tool_calls: bool | None = None
+    stop_at_tools: Collection[str] = frozenset()
+    error_policy: ErrorPolicy | None = None
+    max_concurrency: int = 4
+    strict_tools: bool = True
+    model_settings: Mapping[str, Any] = {}  # read-only by convention
+
+    @overload
+    def __init__(
+        self: Agent[str], *, output_type: None = None, **options: Unpack[AgentOptions]
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: Agent[OutputT], *, output_type: type[OutputT], **options: Unpack[AgentOptions]
+    ) -> None: ...
+    def __init__(
+        self, *, output_type: type[Any] | None = None, **options: Unpack[AgentOptions]
+    ) -> None:
+        unknown = set(options) - set(AgentOptions.__annotations__)
+        if unknown:
+            raise TypeError(f"Agent got unknown options: {', '.join(sorted(unknown))}")
+        for key, value in options.items():
+            setattr(self, key, value)
+        if output_type is not None:
+            self.output_type = output_type
+        self._build()
+
+    # ------------------------------------------------------------------ build-time checks
+
+    def _build(self) -> None:
+        """Normalize the configuration and reject what cannot work, listing every problem."""
+        problems: list[str] = []
+        if not self.name:
+            self.name = type(self).__name__ if type(self) is not Agent else "agent"
+        label = f"agent {self.name!r}"
+        model: Any = self.model  # checked at run time: agents are often configured untyped
+        if isinstance(model, str):
+            self.model = OpenAIChatModel(model)
+        elif model is None:
+            problems.append("no model: pass model=OpenAIChatModel(...) or a model name")
+        elif not isinstance(model, Model):
+            problems.append(f"model {model!r} does not implement the Model protocol")
+        tools = self.tools
+        self.toolset: Toolset = (
+            tools if isinstance(tools, Toolset) else Toolset(f"{self.name}_tools", tools or ())
+        )
+        try:
+            self.policy: ToolChoicePolicy = as_policy(self.tool_choice)
+        except ValueError as exc:
+            problems.append(str(exc))
+            self.policy = ToolChoicePolicy()
+        if self.max_turns < 1:
+            problems.append(f"max_turns must be at least 1, not {self.max_turns}")
+        if self.output_retries < 0:
+            problems.append(f"output_retries must be >= 0, not {self.output_retries}")
+        if self.on_max_turns not in ("final_answer", "raise"):
+            problems.append(
+                f"on_max_turns must be 'final_answer' or 'raise', not {self.on_max_turns!r}"
+            )
+
+        self.output_spec: OutputSpec[Any] | None = None
+        all_tools = list(self.toolset)
+        exits = set(self.stop_at_tools)
+        if self.output_type is not None and self.output_type is not str:
+            if not _is_model_class(self.output_type):
+                problems.append(
+                    f"output_type must be a Pydantic model class, not {self.output_type!r}"
+                )
+            else:
+                self.output_spec = OutputSpec(self.output_type)
+                if self.output_mode == "tool":
+                    if self.output_spec.tool.api_name in self.toolset:
+                        problems.append(
+                            f"a tool is named {self.output_spec.tool.api_name!r}, the name of the "
+                            "final-output tool; rename it"
+                        )
+                    all_tools.append(self.output_spec.tool)
+                    exits.add(self.output_spec.tool.api_name)
+                elif cast(str, self.output_mode) != "response_format":
+                    problems.append(
+                        f"output_mode must be 'response_format' or 'tool', not {self.output_mode!r}"
+                    )
+        names = {t.api_name for t in all_tools}
+        for stop in self.stop_at_tools:
+            if stop not in names:
+                problems.append(f"stop_at_tools names {stop!r}, which is not a tool of the agent")
+        problems += self.policy.problems(names, exits)
+        if problems:
+            raise ConfigurationError(
+                f"{label} cannot be built:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+        self._all_tools: tuple[Tool, ...] = tuple(all_tools)
+        self._exits = frozenset(exits)
+        self._executor = Executor(
+            self._all_tools, policy=self.error_policy, max_concurrency=self.max_concurrency
+        )
+        narrowing = self.narrowing or getattr(self.model, "narrowing", None)
+        self._narrowing: Narrowing = (
+            narrowing if narrowing in ("send_allowed", "allowed_tools") else "send_allowed"
+        )
+        self._views: dict[frozenset[str] | None, _ToolView] = {}
+
+    # ------------------------------------------------------------------ hooks
+
+    async def before_model(
+        self, ctx: RunContext[Any], request: ModelRequest
+    ) -> ModelRequest | None:
+        """Called before each model call; return a changed request to send that instead."""
+        return None
+
+    async def after_model(
+        self, ctx: RunContext[Any], response: ModelResponse
+    ) -> ModelResponse | None:
+        """Called after each model call; return a changed response to use that instead."""
+        return None
+
+    async def before_tool(self, ctx: RunContext[Any], call: ToolCall) -> None:
+        """Called for each tool call of a turn, in the model's order, before the batch runs."""
+
+    async def after_tool(self, ctx: RunContext[Any], outcome: ToolCallOutcome) -> None:
+        """Called for each tool call's outcome, in the model's order, after the batch ran."""
+
+    # ------------------------------------------------------------------ running
+
+    async def run(
+        self,
+        input: str | Message | Sequence[Message],
+        *,
+        history: Sequence[Message] = (),
+        deps: Any = None,
+        context: RunContext[Any] | None = None,
+        allowed: Collection[str] | None = None,
+        on_event: Callable[[AgentEvent], None] | None = None,
+    ) -> RunResult[OutputT]:
+        """Run the loop on a new message until the agent has its output.
+
+        Args:
+            input: The user's message (a string), or messages to append to ``history``.
+            history: The conversation so far (a previous result's ``transcript``).
+            deps: Your dependencies for this run, given to tools and hooks in the context.
+            context: A run context to continue (its ``run_id`` and ``intent`` are kept).
+            allowed: Restrict the tools the model may see and call on this run to these names
+                (an intent's toolset); ``None`` allows all of the agent's tools.
+            on_event: Called synchronously with each `AgentEvent` as it happens; it must not
+                block (to consume events in another task, send them into an anyio memory
+                object stream).
+
+        Returns:
+            The output, the transcript, usage and per-turn records.
+
+        Raises:
+            MaxTurnsExceeded: The cap was reached with ``on_max_turns="raise"``.
+            OutputValidationError: The final answer stayed invalid after ``output_retries``.
+            ModelRefused: The model refused.
+            ModelError: The model could not be called (typed subclasses).
+            ToolCallFailed: The error policy chose to raise for a tool failure.
+
+            Every one carries ``transcript`` and ``usage`` up to the failure.
+        """
+        if isinstance(input, str):
+            new: list[Message] = [UserMessage(content=input)]
+        elif isinstance(input, SystemMessage | UserMessage | AssistantMessage | ToolMessage):
+            new = [input]
+        else:
+            new = list(input)
+        if context is None:
+            ctx: RunContext[Any] = RunContext(deps, agent=self.name)
+        else:
+            ctx = replace(context, agent=self.name, deps=deps if deps is not None else context.deps)
+        run = _Run(self, ctx, list(history), new, self._view(allowed), on_event)
+        return cast("RunResult[OutputT]", await run.execute())
+
+    def run_sync(
+        self,
+        input: str | Message | Sequence[Message],
+        *,
+        history: Sequence[Message] = (),
+        deps: Any = None,
+        context: RunContext[Any] | None = None,
+        allowed: Collection[str] | None = None,
+        on_event: Callable[[AgentEvent], None] | None = None,
+        backend: str = "asyncio",
+    ) -> RunResult[OutputT]:
+        """`run` for scripts and notebooks without an event loop: starts one, runs, returns.
+
+        Raises:
+            RuntimeError: Called from inside a running event loop (``await agent.run`` there).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                "Agent.run_sync() cannot run inside an event loop; use 'await agent.run(...)'"
+            )
+        call = functools.partial(
+            self.run,
+            input,
+            history=history,
+            deps=deps,
+            context=context,
+            allowed=allowed,
+            on_event=on_event,
+        )
+        return anyio.run(call, backend=backend)
+
+    def __repr__(self) -> str:
+        tools = list(self.toolset.names)
+        return f"<{type(self).__name__} {self.name!r} model={self.model!r} tools={tools}>"
+
+    # ------------------------------------------------------------------ internals
+
+    async def instructions_for(self, ctx: RunContext[Any]) -> str | None:
+        """The instructions for this run: the string, or what the function/method returns."""
+        instructions = self.instructions
+        if instructions is None or isinstance(instructions, str):
+            return instructions
+        value = instructions(ctx)
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+
+    def _view(self, allowed: Collection[str] | None) -> _ToolView:
+        key = frozenset(allowed) if allowed is not None else None
+        view = self._views.get(key)
+        if view is None:
+            if key is not None:
+                known = {t.api_name for t in self._all_tools}
+                unknown = key - known
+                if unknown:
+                    raise ValueError(
+                        f"allowed names tools agent {self.name!r} does not have: "
+                        f"{', '.join(sorted(unknown))}"
+                    )
+            view = self._views[key] = _ToolView(self, key)
+        return view
+
+
+class _ToolView:
+    """What one allowed set means for requests: the tools sent and how they are restricted."""
+
+    __slots__ = ("allowed", "allowed_tools", "sent")
+
+    def __init__(self, agent: Agent[Any], allowed: frozenset[str] | None) -> None:
+        tools = agent._all_tools
+        spec = agent.output_spec
+        if allowed is not None and spec is not None and agent.output_mode == "tool":
+            allowed = allowed | {spec.tool.api_name}  # the output tool is always allowed
+        names = tuple(t.api_name for t in tools if allowed is None or t.api_name in allowed)
+        self.allowed: frozenset[str] = frozenset(names)
+        if allowed is None or len(names) == len(tools):
+            self.sent = tools
+            self.allowed_tools: tuple[str, ...] | None = None
+        elif agent._narrowing == "allowed_tools":
+            self.sent = tools
+            self.allowed_tools = names
+        else:
+            self.sent = tuple(t for t in tools if t.api_name in self.allowed)
+            self.allowed_tools = None
+
+
+class _Run:
+    """The state of one run of one agent."""
+
+    def __init__(
+        self,
+        agent: Agent[Any],
+        ctx: RunContext[Any],
+        history: list[Message],
+        new: list[Message],
+        view: _ToolView,
+        on_event: Callable[[AgentEvent], None] | None,
+    ) -> None:
+        self.agent = agent
+        self.model = cast("Model", agent.model)
+        self.ctx = ctx
+        self.transcript: list[Message] = history + new
+        self.first_new = len(history)
+        self.view = view
+        self.emit = on_event
+        self.usage = Usage()
+        self.turns: list[TurnRecord] = []
+        self.budget = ErrorBudget()
+        self.started = _perf()
+        self.log = _log.bind(run_id=ctx.run_id, agent=agent.name)
+        if ctx.intent is not None:
+            self.log = self.log.bind(intent=ctx.intent)
+
+    async def execute(self) -> RunResult[Any]:
+        try:
+            return await self._loop()
+        except RunError as exc:
+            exc.transcript = tuple(self.transcript)
+            exc.usage = self.usage
+            if exc.agent is None:
+                exc.agent = self.agent.name
+            self.log.warning(
+                "agent.run.failed",
+                error=type(exc).__name__,
+                message=str(exc),
+                turns=len(self.turns),
+            )
+            raise
+
+    async def _loop(self) -> RunResult[Any]:
+        agent = self.agent
+        max_turns = agent.max_turns
+        instructions = await agent.instructions_for(self.ctx)
+        head: tuple[Message, ...] = (SystemMessage(content=instructions),) if instructions else ()
+        retries_left = agent.output_retries
+        for turn in range(1, max_turns + 1):
+            ctx = replace(self.ctx, turn=turn)
+            choice = agent.policy.choice(turn)
+            notes: list[str] = []
+            capped = turn == max_turns and agent.on_max_turns == "final_answer" and turn > 1
+            if capped:
+                choice = self._final_choice()
+                notes.append(FINAL_ANSWER_NOTE)
+            elif agent.budget_note_turns and 0 < max_turns - turn <= agent.budget_note_turns:
+                left = max_turns - turn
+                notes.append(
+                    f"Budget: after this turn, {left} more turn{'s' * (left != 1)} can call "
+                    "tools; then you must answer."
+                )
+            allowed = frozenset() if choice == "none" else self.view.allowed
+            request = ModelRequest(
+                messages=(
+                    *head,
+                    *self.transcript,
+                    *(SystemMessage(content=n) for n in notes),
+                ),
+                tools=self.view.sent,
+                tool_choice=choice,
+                allowed_tools=self.view.allowed_tools,
+                parallel_tool_calls=agent.parallel_tool_calls,
+                output=(
+                    agent.output_spec.schema
+                    if agent.output_spec is not None and agent.output_mode == "response_format"
+                    else None
+                ),
+                strict_tools=agent.strict_tools,
+                settings=agent.model_settings,
+            )
+            request = await agent.before_model(ctx, request) or request
+            if self.emit is not None:
+                self.emit(ModelRequested(agent.name, turn, request))
+            model_start = _perf()
+            response = await self._call_model(request, turn)
+            model_seconds = _perf() - model_start
+            response = await agent.after_model(ctx, response) or response
+            self.usage = self.usage + response.usage
+            message = response.message
+            if message.agent != agent.name:
+                message = message.model_copy(update={"agent": agent.name})
+            self.transcript.append(message)
+            if self.emit is not None:
+                self.emit(ModelResponded(agent.name, turn, response))
+
+            outcomes: list[ToolCallOutcome] = []
+            tool_seconds = 0.0
+            if message.tool_calls:
+                tool_start = _perf()
+                try:
+                    outcomes = await self._run_tools(ctx, message.tool_calls, allowed, turn)
+                finally:
+                    tool_seconds = _perf() - tool_start
+                    self._record(
+                        turn, request, response, outcomes, notes, model_seconds, tool_seconds
+                    )
+                stop = next((o for o in outcomes if o.ok and o.called_as in agent._exits), None)
+                if stop is not None:
+                    output = stop.result if self._is_output_tool(stop) else stop.content
+                    if self._is_output_tool(stop) and agent.output_spec is not None:
+                        output = agent.output_spec.output_type.model_validate(stop.arguments)
+                    return self._finish(output, "stop_tool", turn)
+                if turn == max_turns:
+                    raise MaxTurnsExceeded(agent.name, max_turns)
+                continue
+
+            self._record(turn, request, response, outcomes, notes, model_seconds, tool_seconds)
+            if message.refusal and not message.content:
+                raise ModelRefused(message.refusal)
+            correction, failure = self._check_final(message)
+            if correction is None:
+                return self._finish(failure, "max_turns" if capped else "final_answer", turn)
+            if retries_left == 0 or turn == max_turns:
+                raise self._output_error(message, failure, agent.output_retries - retries_left + 1)
+            retries_left -= 1
+            self.transcript.append(UserMessage(content=correction))
+        raise AssertionError("unreachable: the last turn returns or raises")  # pragma: no cover
+
+    def _final_choice(self) -> ToolChoice:
+        spec = self.agent.output_spec
+        if spec is not None and self.agent.output_mode == "tool":
+            return ForcedTool(spec.tool.api_name)
+        return "none"
+
+    def _is_output_tool(self, outcome: ToolCallOutcome) -> bool:
+        spec = self.agent.output_spec
+        return (
+            spec is not None
+            and outcome.tool_name == spec.tool.name
+            and (self.agent.output_mode == "tool")
+        )
+
+    async def _call_model(self, request: ModelRequest, turn: int) -> ModelResponse:
+        if not self.agent.stream:
+            return await self.model.complete(request)
+        response: ModelResponse | None = None
+        emit = self.emit
+        name = self.agent.name
+        async with self.model.stream(request) as events:
+            async for event in events:
+                if isinstance(event, ResponseCompleted):
+                    response = event.response
+                elif emit is not None:
+                    emit(ModelDelta(name, turn, event))
+        if response is None:
+            raise ModelResponseError(
+                f"the stream from {self.model.name!r} ended without a complete response",
+                model=self.model.name,
+            )
+        return response
+
+    async def _run_tools(
+        self,
+        ctx: RunContext[Any],
+        calls: tuple[ToolCall, ...],
+        allowed: frozenset[str],
+        turn: int,
+    ) -> list[ToolCallOutcome]:
+        agent = self.agent
+        hooked = type(agent).before_tool is not Agent.before_tool
+        if hooked:
+            for call in calls:
+                await agent.before_tool(ctx, call)
+        emit = self.emit
+        name = agent.name
+        on_started = None if emit is None else (lambda c: emit(ToolCallStarted(name, turn, c)))
+        on_finished = None if emit is None else (lambda o: emit(ToolCallFinished(name, turn, o)))
+        try:
+            outcomes = await agent._executor.execute(
+                calls,
+                allowed=allowed,
+                context=ctx,
+                budget=self.budget,
+                on_started=on_started,
+                on_finished=on_finished,
+            )
+        except ToolCallFailed as exc:
+            # The results of the whole batch are recorded before the error leaves the run, so
+            # the transcript stays complete (every call answered) and can be continued.
+            self.transcript.extend(o.to_message() for o in exc.outcomes)
+            raise
+        self.transcript.extend(o.to_message() for o in outcomes)
+        if type(agent).after_tool is not Agent.after_tool:
+            for outcome in outcomes:
+                await agent.after_tool(ctx, outcome)
+        return outcomes
+
+    def _check_final(self, message: AssistantMessage) -> tuple[str | None, Any]:
+        """``(None, output)`` for a valid final answer, else ``(correction, failure)``."""
+        agent = self.agent
+        spec = agent.output_spec
+        if spec is None:
+            if message.content:
+                return None, message.content
+            return (
+                "Your reply was empty. Answer the user's last message.",
+                InvalidToolJSON("text", "", "the reply has no text"),
+            )
+        if agent.output_mode == "tool":
+            return (
+                f"Give your final answer by calling the {spec.tool.api_name} tool.",
+                InvalidToolJSON(spec.tool.name, message.content or "", "no final-output call"),
+            )
+        try:
+            return None, spec.parse(message.content or "")
+        except (InvalidToolJSON, InvalidToolArguments) as exc:
+            correction, _ = spec.describe_failure(exc)
+            return correction, exc
+
+    def _output_error(
+        self, message: AssistantMessage, failure: Any, attempts: int
+    ) -> OutputValidationError:
+        spec = self.agent.output_spec
+        type_name = spec.output_type.__name__ if spec is not None else "text answer"
+        errors = failure.errors if isinstance(failure, InvalidToolArguments) else ()
+        detail = str(failure.detail) if isinstance(failure, InvalidToolJSON) else str(failure)
+        return OutputValidationError(type_name, message.content or "", errors, detail, attempts)
+
+    def _record(
+        self,
+        turn: int,
+        request: ModelRequest,
+        response: ModelResponse,
+        outcomes: Sequence[ToolCallOutcome],
+        notes: Sequence[str],
+        model_seconds: float,
+        tool_seconds: float,
+    ) -> None:
+        self.turns.append(
+            TurnRecord(
+                turn=turn,
+                tool_choice=request.tool_choice,
+                tools=request.tool_names,
+                finish_reason=response.finish_reason,
+                usage=response.usage,
+                outcomes=tuple(outcomes),
+                notes=tuple(notes),
+                model_seconds=model_seconds,
+                tool_seconds=tool_seconds,
+            )
+        )
+        if debug_enabled(self.log):
+            self.log.debug(
+                "agent.turn",
+                turn=turn,
+                tool_choice=str(request.tool_choice),
+                finish_reason=response.finish_reason.value,
+                tool_calls=[(o.called_as, o.kind.value) for o in outcomes],
+                model_ms=round(model_seconds * 1000, 2),
+                tool_ms=round(tool_seconds * 1000, 2),
+            )
+
+    def _finish(self, output: Any, reason: StopReason, turn: int) -> RunResult[Any]:
+        agent = self.agent
+        if self.emit is not None:
+            self.emit(FinalOutput(agent.name, turn, output))
+        duration = _perf() - self.started
+        self.log.info(
+            "agent.run.finished",
+            turns=turn,
+            stop_reason=reason,
+            requests=self.usage.requests,
+            prompt_tokens=self.usage.prompt_tokens,
+            completion_tokens=self.usage.completion_tokens,
+            seconds=round(duration, 4),
+        )
+        transcript = tuple(self.transcript)
+        return RunResult(
+            output=output,
+            transcript=transcript,
+            new_messages=transcript[self.first_new :],
+            usage=self.usage,
+            turns=tuple(self.turns),
+            agent=agent.name,
+            run_id=self.ctx.run_id,
+            stop_reason=reason,
+            duration=duration,
+        )
+
+
+def _is_model_class(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)
