@@ -123,6 +123,24 @@ class FinishReason(StrEnum):
     OTHER = "other"
     """Anything else a provider sends (or nothing at all)."""
 
+    @classmethod
+    def parse(cls, raw: str | None) -> FinishReason:
+        """The normalized reason for what a provider sent (the legacy ``function_call`` is
+        ``TOOL_CALLS``; anything unknown, or nothing, is ``OTHER``).
+
+        Examples:
+            >>> FinishReason.parse("function_call"), FinishReason.parse("eos")
+            (<FinishReason.TOOL_CALLS: 'tool_calls'>, <FinishReason.OTHER: 'other'>)
+        """
+        if raw == "function_call":
+            return cls.TOOL_CALLS
+        if raw is None:
+            return cls.OTHER
+        try:
+            return cls(raw)
+        except ValueError:
+            return cls.OTHER
+
 
 @dataclass(frozen=True, slots=True)
 class ModelResponse:

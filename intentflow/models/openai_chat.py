@@ -56,13 +56,6 @@ Narrowing = Literal["send_allowed", "allowed_tools"]
 ``allowed_tools`` sends one stable tools array and restricts it with
 ``tool_choice={"type": "allowed_tools", ...}``, which keeps the prompt-cache prefix intact."""
 
-_FINISH_REASONS = {
-    "stop": FinishReason.STOP,
-    "tool_calls": FinishReason.TOOL_CALLS,
-    "function_call": FinishReason.TOOL_CALLS,
-    "length": FinishReason.LENGTH,
-    "content_filter": FinishReason.CONTENT_FILTER,
-}
 _TOOLS_CACHE_SIZE = 64
 
 
@@ -297,7 +290,7 @@ class OpenAIChatModel:
         raw_reason = cast("str | None", choice.finish_reason)
         return ModelResponse(
             message=assistant,
-            finish_reason=_FINISH_REASONS.get(raw_reason or "", FinishReason.OTHER),
+            finish_reason=FinishReason.parse(raw_reason),
             usage=_usage(completion.usage),
             model=completion.model,
             id=completion.id,
@@ -349,7 +342,7 @@ class OpenAIChatModel:
             ) from exc
         response = ModelResponse(
             message=acc.message(),
-            finish_reason=_FINISH_REASONS.get(raw_reason or "", FinishReason.OTHER),
+            finish_reason=FinishReason.parse(raw_reason),
             usage=_usage(usage),
             model=model_name,
             id=completion_id,
