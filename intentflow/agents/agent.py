@@ -10,7 +10,6 @@ error raised out of a run carries the transcript so far.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import time
@@ -373,8 +372,8 @@ class Agent(Generic[OutputT]):
             RuntimeError: Called from inside a running event loop (``await agent.run`` there).
         """
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+            anyio.get_current_task()
+        except Exception:  # no event loop in this thread (the error's type varies by version)
             pass
         else:
             raise RuntimeError(
