@@ -555,8 +555,8 @@ class _Run:
                     )
                 stop = next((o for o in outcomes if o.ok and o.called_as in agent._exits), None)
                 if stop is not None:
-                    output = stop.result if self._is_output_tool(stop) else stop.content
-                    if self._is_output_tool(stop) and agent.output_spec is not None:
+                    output: Any = stop.content  # what the model would have read
+                    if agent.output_spec is not None and self._is_output_tool(stop):
                         output = agent.output_spec.output_type.model_validate(stop.arguments)
                     return self._finish(output, "stop_tool", turn)
                 if turn == max_turns:

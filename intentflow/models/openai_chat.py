@@ -11,7 +11,7 @@ cached (see ``benchmarks/overhead.py``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
 
@@ -174,9 +174,13 @@ class OpenAIChatModel:
             )
         except openai.OpenAIError as exc:
             self._raise(exc)
+        events = self._events(sdk_stream)
         try:
-            yield self._events(sdk_stream)
+            yield events
         finally:
+            # Close the generator too, so a caller that stops reading early leaves nothing
+            # for the garbage collector to finalize (trio warns about that).
+            await events.aclose()
             await sdk_stream.close()
 
     # ------------------------------------------------------------------ requests
@@ -237,7 +241,12 @@ class OpenAIChatModel:
                 "content": message.content,
             }
         if isinstance(message, AssistantMessage):
-            out = {"role": "assistant", "content": message.content}
+            content = message.content
+            if content is None and not message.tool_calls:
+                # The API wants content unless there are tool calls; an empty reply or a
+                # refusal kept in the transcript is sent back as text.
+                content = message.refusal or ""
+            out = {"role": "assistant", "content": content}
             if message.tool_calls:
                 out["tool_calls"] = [
                     {
@@ -247,7 +256,7 @@ class OpenAIChatModel:
                     }
                     for call in message.tool_calls
                 ]
-            if message.refusal is not None:
+            if message.refusal is not None and message.content is not None:
                 out["refusal"] = message.refusal
             return out
         if isinstance(message, SystemMessage):
@@ -299,7 +308,7 @@ class OpenAIChatModel:
 
     async def _events(
         self, sdk_stream: openai.AsyncStream[ChatCompletionChunk]
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         acc = StreamAccumulator()
         raw_reason: str | None = None
         usage: Any = None
