@@ -3,6 +3,17 @@
 The public API is re-exported here; everything else may move between releases.
 """
 
+from intentflow.agents import (
+    Agent,
+    AgentEvent,
+    RunResult,
+    ToolChoicePolicy,
+    auto,
+    forced,
+    none,
+    required,
+    sequence,
+)
 from intentflow.context import RunContext
 from intentflow.errors import (
     ConfigurationError,
@@ -10,6 +21,15 @@ from intentflow.errors import (
     IntentflowError,
     InvalidToolArguments,
     InvalidToolJSON,
+    MaxTurnsExceeded,
+    ModelAPIError,
+    ModelConnectionError,
+    ModelError,
+    ModelRateLimited,
+    ModelRefused,
+    ModelResponseError,
+    ModelTimeout,
+    OutputValidationError,
     RunError,
     StrictSchemaWarning,
     ToolCallFailed,
@@ -28,6 +48,7 @@ from intentflow.messages import (
     Usage,
     UserMessage,
 )
+from intentflow.models import Model, ModelRequest, ModelResponse, OpenAIChatModel
 from intentflow.toolsets import (
     ErrorAction,
     ErrorBudget,
@@ -48,6 +69,8 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "TRANSCRIPT",
+    "Agent",
+    "AgentEvent",
     "AssistantMessage",
     "ConfigurationError",
     "ErrorAction",
@@ -58,11 +81,25 @@ __all__ = [
     "IntentflowError",
     "InvalidToolArguments",
     "InvalidToolJSON",
+    "MaxTurnsExceeded",
     "Message",
+    "Model",
+    "ModelAPIError",
+    "ModelConnectionError",
+    "ModelError",
+    "ModelRateLimited",
+    "ModelRefused",
+    "ModelRequest",
+    "ModelResponse",
+    "ModelResponseError",
+    "ModelTimeout",
+    "OpenAIChatModel",
     "OutcomeKind",
+    "OutputValidationError",
     "RetryPolicy",
     "RunContext",
     "RunError",
+    "RunResult",
     "StrictCompilation",
     "StrictSchemaWarning",
     "SystemMessage",
@@ -70,6 +107,7 @@ __all__ = [
     "ToolCall",
     "ToolCallFailed",
     "ToolCallOutcome",
+    "ToolChoicePolicy",
     "ToolDefinitionError",
     "ToolError",
     "ToolInputError",
@@ -80,6 +118,11 @@ __all__ = [
     "Usage",
     "UserMessage",
     "__version__",
+    "auto",
     "compile_strict",
+    "forced",
+    "none",
+    "required",
+    "sequence",
     "tool",
 ]
