@@ -254,7 +254,11 @@ class ModelError(RunError):
 
     Attributes:
         model: The model the request was for.
+        retryable: Whether sending the same request again later may succeed (the client's own
+            retries are already spent when this is raised).
     """
+
+    retryable: bool = False
 
     def __init__(self, message: str, *, model: str | None = None) -> None:
         self.model = model
@@ -299,6 +303,8 @@ class ModelRateLimited(ModelAPIError):
 
 class ModelConnectionError(ModelError):
     """No complete answer arrived: the connection failed, was dropped, or a stream was cut."""
+
+    retryable = True
 
 
 class ModelTimeout(ModelConnectionError):
@@ -358,11 +364,13 @@ class MaxTurnsExceeded(RunError):
         max_turns: The cap.
     """
 
-    def __init__(self, agent: str, max_turns: int) -> None:
+    def __init__(self, agent: str, max_turns: int, *, hint: str | None = None) -> None:
         self.agent = agent
         self.max_turns = max_turns
+        hint = hint or (
+            "raise max_turns, or set on_max_turns='final_answer' to end with an answer instead"
+        )
         super().__init__(
             f"agent {agent!r} reached its cap of {max_turns} turn{'s' * (max_turns != 1)} "
-            "and the model still asks for tools; raise max_turns, or set "
-            "on_max_turns='final_answer' to end with an answer instead"
+            f"and the model still asks for tools; {hint}"
         )

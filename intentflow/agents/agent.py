@@ -265,6 +265,12 @@ class Agent(Generic[OutputT]):
                     problems.append(
                         f"output_mode must be 'response_format' or 'tool', not {self.output_mode!r}"
                     )
+        if self.output_spec is not None and self.stop_at_tools:
+            problems.append(
+                "stop_at_tools cannot be combined with output_type: the run must end with "
+                f"a {self.output_spec.output_type.__name__}; use output_mode='tool' for an "
+                "output tool"
+            )
         names = {t.api_name for t in all_tools}
         for stop in self.stop_at_tools:
             if stop not in names:
@@ -340,7 +346,8 @@ class Agent(Generic[OutputT]):
             ModelError: The model could not be called (typed subclasses).
             ToolCallFailed: The error policy chose to raise for a tool failure.
 
-            Every one carries ``transcript`` and ``usage`` up to the failure.
+
+        Every error raised out of a run carries ``transcript`` and ``usage`` up to the failure.
         """
         if isinstance(input, str):
             new: list[Message] = [UserMessage(content=input)]
@@ -366,7 +373,9 @@ class Agent(Generic[OutputT]):
         on_event: Callable[[AgentEvent], None] | None = None,
         backend: str = "asyncio",
     ) -> RunResult[OutputT]:
-        """`run` for scripts and notebooks without an event loop: starts one, runs, returns.
+        """`run` for scripts without an event loop: starts one, runs, returns.
+
+        In a notebook (which runs an event loop already), ``await agent.run(...)`` instead.
 
         Raises:
             RuntimeError: Called from inside a running event loop (``await agent.run`` there).
@@ -418,7 +427,16 @@ class Agent(Generic[OutputT]):
                         f"allowed names tools agent {self.name!r} does not have: "
                         f"{', '.join(sorted(unknown))}"
                     )
-            view = self._views[key] = _ToolView(self, key)
+            view = _ToolView(self, key)
+            if key is not None:
+                problems = self.policy.problems(view.allowed, self._exits & view.allowed)
+                if problems:
+                    shown = ", ".join(sorted(key)) or "nothing"
+                    raise ConfigurationError(
+                        f"agent {self.name!r} cannot run with allowed={{{shown}}}:\n"
+                        + "\n".join(f"  - {p}" for p in problems)
+                    )
+            self._views[key] = view
         return view
 
 
@@ -437,6 +455,9 @@ class _ToolView:
         if allowed is None or len(names) == len(tools):
             self.sent = tools
             self.allowed_tools: tuple[str, ...] | None = None
+        elif not names:  # an empty allowed_tools list is not a valid request
+            self.sent = ()
+            self.allowed_tools = None
         elif agent._narrowing == "allowed_tools":
             self.sent = tools
             self.allowed_tools = names
@@ -498,15 +519,19 @@ class _Run:
             ctx = replace(self.ctx, turn=turn)
             choice = agent.policy.choice(turn)
             notes: list[str] = []
-            capped = turn == max_turns and agent.on_max_turns == "final_answer" and turn > 1
+            graceful = agent.on_max_turns == "final_answer"
+            capped = turn == max_turns and graceful and turn > 1
+            # Turns after this one on which tools may still be called.
+            left = max_turns - turn - (1 if graceful and max_turns > 1 else 0)
             if capped:
                 choice = self._final_choice()
-                notes.append(FINAL_ANSWER_NOTE)
-            elif agent.budget_note_turns and 0 < max_turns - turn <= agent.budget_note_turns:
-                left = max_turns - turn
+                notes.append(self._final_note())
+            elif agent.budget_note_turns and 0 <= left < agent.budget_note_turns:
                 notes.append(
                     f"Budget: after this turn, {left} more turn{'s' * (left != 1)} can call "
                     "tools; then you must answer."
+                    if left
+                    else "Budget: this is the last turn that can call tools; then you must answer."
                 )
             allowed = frozenset() if choice == "none" else self.view.allowed
             request = ModelRequest(
@@ -560,7 +585,16 @@ class _Run:
                         output = agent.output_spec.output_type.model_validate(stop.arguments)
                     return self._finish(output, "stop_tool", turn)
                 if turn == max_turns:
-                    raise MaxTurnsExceeded(agent.name, max_turns)
+                    raise MaxTurnsExceeded(
+                        agent.name,
+                        max_turns,
+                        hint=(
+                            "the last turn asked for an answer without tools and the model "
+                            "called tools anyway (or max_turns is 1)"
+                            if graceful
+                            else None
+                        ),
+                    )
                 continue
 
             self._record(turn, request, response, outcomes, notes, model_seconds, tool_seconds)
@@ -580,6 +614,16 @@ class _Run:
         if spec is not None and self.agent.output_mode == "tool":
             return ForcedTool(spec.tool.api_name)
         return "none"
+
+    def _final_note(self) -> str:
+        spec = self.agent.output_spec
+        if spec is not None and self.agent.output_mode == "tool":
+            return (
+                "The turn budget for this request is spent. Call the "
+                f"{spec.tool.api_name} tool now with your best answer from the information "
+                "you already have."
+            )
+        return FINAL_ANSWER_NOTE
 
     def _is_output_tool(self, outcome: ToolCallOutcome) -> bool:
         spec = self.agent.output_spec
@@ -672,7 +716,10 @@ class _Run:
         spec = self.agent.output_spec
         type_name = spec.output_type.__name__ if spec is not None else "text answer"
         errors = failure.errors if isinstance(failure, InvalidToolArguments) else ()
-        detail = str(failure.detail) if isinstance(failure, InvalidToolJSON) else str(failure)
+        if isinstance(failure, InvalidToolJSON):
+            detail = str(failure.detail)
+        else:  # the field listing, without the internal tool name the validator reports
+            detail = "; ".join(f"{e.location}: {e.message}" for e in errors)
         return OutputValidationError(type_name, message.content or "", errors, detail, attempts)
 
     def _record(

@@ -12,7 +12,9 @@ the id and name repeated on every delta, each call whole in one delta, no ``id``
 tool-call delta is matched to a call by these rules, in order:
 
 1. It carries an id that an earlier call already has: it belongs to that call (servers that
-   repeat the id on every delta).
+   repeat the id on every delta), unless that call began at another ``index``: then the
+   index decides (servers that give every parallel call of a reply the same id), and the
+   delta belongs to the latest call with its index and this id, or starts a new call.
 2. It carries an id not seen before: if it has an ``index`` and the latest call with that
    index has no id yet, it belongs to that call, which takes the id (the id came late).
    Otherwise it starts a new call; that is how parallel calls that all use index 0 but
@@ -89,10 +91,11 @@ def new_call_id() -> str:
 class _Call:
     """One tool call being streamed."""
 
-    __slots__ = ("closing", "id", "name", "opening", "parts")
+    __slots__ = ("closing", "id", "index", "name", "opening", "parts")
 
-    def __init__(self, id: str | None) -> None:
+    def __init__(self, id: str | None, index: int | None) -> None:
         self.id = id
+        self.index = index
         self.name = ""
         self.parts: list[str] = []
         # First and last non-whitespace characters of the arguments so far: they rule out
@@ -219,6 +222,13 @@ class StreamAccumulator:
         position: int | None = None
         if id:
             position = self._by_id.get(id)
+            if position is not None and index is not None:
+                first = calls[position].index
+                if first is not None and first != index:
+                    # One id on several indexes: servers that give every parallel call the
+                    # same id. The index tells the calls apart.
+                    at = self._by_index.get(index)
+                    position = at if at is not None and calls[at].id == id else None
             if position is None and index is not None:
                 latest = self._by_index.get(index)
                 if latest is not None and calls[latest].id is None:
@@ -236,7 +246,7 @@ class StreamAccumulator:
                     position = None
         if position is None:
             position = len(calls)
-            calls.append(_Call(id or None))
+            calls.append(_Call(id or None, index))
             if id:
                 self._by_id[id] = position
         call = calls[position]

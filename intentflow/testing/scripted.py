@@ -66,15 +66,13 @@ class ScriptedModel:
     usage is the reply's own or a deterministic estimate. A `Fault` is raised as the typed
     error a real endpoint's failure becomes:
 
-    ==================  ====================================================================
-    Fault               Raised
-    ==================  ====================================================================
-    ``rate_limit``      `ModelRateLimited` (any HTTP 429)
-    ``http_error``      `ModelAPIError` with the fault's status, message, code and type
-    ``drop_connection`` `ModelConnectionError`
-    ``cut_stream``      `ModelConnectionError`; a stream first yields the part before the cut
-    ``slow``            nothing: the answer comes after ``seconds`` (for a caller's timeout)
-    ==================  ====================================================================
+    | Fault | Raised |
+    | --- | --- |
+    | ``rate_limit`` | `ModelRateLimited` (any HTTP 429) |
+    | ``http_error`` | `ModelAPIError` with the fault's status, message, code and type |
+    | ``drop_connection`` | `ModelConnectionError` |
+    | ``cut_stream`` | `ModelConnectionError`; a stream first yields the part before the cut |
+    | ``slow`` | nothing: the answer comes after ``seconds`` (for a caller's timeout) |
 
     Errors are raised at once: there is no client here to retry them.
 

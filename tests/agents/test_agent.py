@@ -452,10 +452,11 @@ async def test_budget_notes_on_the_last_turns() -> None:
     agent = Agent(model=model, tools=tools, max_turns=4, budget_note_turns=2)
     result = await agent.run("Weather?")
 
+    # Turn 4 is the tool-free final answer, so turns 1-3 are the ones that can call tools.
     notes = [r.notes for r in result.turns]
     assert notes[0] == ()
-    assert "2 more turns can call tools" in notes[1][0]
-    assert "1 more turn can call tools" in notes[2][0]
+    assert "after this turn, 1 more turn can call tools" in notes[1][0]
+    assert "this is the last turn that can call tools" in notes[2][0]
     assert notes[3] == (FINAL_ANSWER_NOTE,)
     assert model.requests[1].messages[-1] == SystemMessage(content=notes[1][0])
 
@@ -678,3 +679,74 @@ async def test_forced_tool_choice_is_sent_as_a_named_function() -> None:
     await agent.run("hi")
     assert model.requests[0].tool_choice == ForcedTool("search_products")
     assert model.requests[1].tool_choice == "auto"
+
+
+async def test_allowed_sets_are_checked_against_the_policy() -> None:
+    tools, _ = make_tools()
+    agent = Agent(
+        model=ScriptedModel(),
+        tools=tools,
+        tool_choice=sequence(forced("search_products")),
+    )
+    with pytest.raises(ConfigurationError, match=r"allowed=\{get_weather\}") as info:
+        await agent.run("hi", allowed=["get_weather"])
+    assert "'search_products'" in str(info.value)
+
+    exit_only_outside = Agent(
+        model=ScriptedModel(), tools=tools, tool_choice=required(), stop_at_tools={"submit_answer"}
+    )
+    with pytest.raises(ConfigurationError, match="'required' forces a tool call"):
+        await exit_only_outside.run("hi", allowed=["get_weather"])
+
+
+async def test_an_empty_allowed_set_sends_no_tools() -> None:
+    tools, _ = make_tools()
+    model = ScriptedModel([Reply.text("ok")])
+    agent = Agent(model=model, tools=tools, narrowing="allowed_tools")
+    await agent.run("hi", allowed=[])
+    assert model.requests[0].tools == ()
+    assert model.requests[0].allowed_tools is None
+
+
+def test_stop_tools_cannot_be_combined_with_an_output_type() -> None:
+    tools, _ = make_tools()
+    with pytest.raises(ConfigurationError, match="cannot be combined with output_type"):
+        Agent(
+            model=ScriptedModel(), tools=tools, output_type=Forecast, stop_at_tools={"get_weather"}
+        )
+
+
+async def test_tool_mode_cap_forces_the_output_tool_with_a_matching_note() -> None:
+    tools, _ = make_tools()
+
+    def script(request: ModelRequest) -> Reply:
+        if request.tool_choice == ForcedTool("final_output"):
+            return Reply.call("final_output", {"city": "Rome", "celsius": 25, "note": None})
+        return Reply.call("get_weather", {"city": "Rome", "unit": None})
+
+    model = ScriptedModel(script)
+    agent = Agent(model=model, tools=tools, output_type=Forecast, output_mode="tool", max_turns=2)
+    result = await agent.run("Forecast")
+
+    assert result.output == Forecast(city="Rome", celsius=25)
+    note = result.turns[-1].notes[0]
+    assert "Call the final_output tool now" in note
+    assert "Do not call tools" not in note
+
+
+async def test_output_errors_do_not_name_the_internal_output_tool() -> None:
+    model = ScriptedModel([Reply.text('{"city": 1}')])
+    agent = Agent(model=model, output_type=Forecast, output_retries=0)
+    with pytest.raises(OutputValidationError) as info:
+        await agent.run("Forecast")
+    assert "final_output" not in str(info.value)
+    assert "celsius" in str(info.value)
+
+
+async def test_a_graceful_cap_that_the_model_ignores_says_so() -> None:
+    tools, _ = make_tools()
+    model = ScriptedModel([Reply.call("get_weather", {"city": "Paris", "unit": None})] * 2)
+    agent = Agent(model=model, tools=tools, max_turns=2)
+    with pytest.raises(MaxTurnsExceeded, match="called tools anyway") as info:
+        await agent.run("hi")
+    assert "set on_max_turns" not in str(info.value)

@@ -391,6 +391,13 @@ async def test_429_is_rate_limited_and_a_plain_text_error_body_is_kept() -> None
     assert "slow down" in info.value.message
 
 
+def test_which_model_errors_are_retryable() -> None:
+    assert ModelConnectionError("x").retryable
+    assert not ModelResponseError("x").retryable
+    assert ModelAPIError(503, "x").retryable
+    assert not ModelAPIError(400, "x").retryable
+
+
 @pytest.mark.anyio
 async def test_a_transport_failure_is_a_connection_error() -> None:
     def fail(request: Any) -> Any:

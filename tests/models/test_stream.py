@@ -475,3 +475,17 @@ def test_property_any_quirks_any_split_gives_back_the_calls(
     else:
         assert [c.id for c in got] == ids
     assert acc.tool_calls() == got
+
+
+def test_parallel_calls_that_share_one_id_are_kept_apart_by_index() -> None:
+    # DeepSeek/GLM/Kimi-style: every call of a reply carries the same id, indexes differ.
+    acc = StreamAccumulator()
+    acc.add_tool_call(index=0, id="call_x", name="get_weather", arguments="")
+    acc.add_tool_call(index=0, id="call_x", name=None, arguments='{"city":"Paris"}')
+    acc.add_tool_call(index=1, id="call_x", name="get_weather", arguments="")
+    acc.add_tool_call(index=1, id="call_x", name=None, arguments='{"city":"Rome"}')
+    acc.add_tool_call(index=0, id="call_x", name=None, arguments="")
+    first, second = acc.tool_calls()
+    assert (first.arguments, second.arguments) == ('{"city":"Paris"}', '{"city":"Rome"}')
+    assert first.id == "call_x"
+    assert second.id != "call_x"  # re-issued, so each result answers its own call
