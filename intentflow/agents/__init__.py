@@ -17,8 +17,8 @@ from intentflow.agents.events import (
     ToolCallStarted,
 )
 from intentflow.agents.output import OutputMode, OutputSpec
-from intentflow.agents.policy import ToolChoicePolicy, auto, forced, none, required, sequence
 from intentflow.agents.result import RunResult, StopReason, TurnRecord
+from intentflow.toolsets.choice import ToolChoicePolicy, auto, forced, none, required, sequence
 
 __all__ = [
     "FINAL_ANSWER_NOTE",

@@ -41,7 +41,6 @@ from intentflow.agents.events import (
     ToolCallStarted,
 )
 from intentflow.agents.output import OutputMode, OutputSpec
-from intentflow.agents.policy import ToolChoicePolicy, as_policy
 from intentflow.agents.result import RunResult, StopReason, TurnRecord
 from intentflow.context import RunContext
 from intentflow.errors import (
@@ -73,6 +72,7 @@ from intentflow.models.base import (
     ToolChoice,
 )
 from intentflow.models.openai_chat import Narrowing, OpenAIChatModel
+from intentflow.toolsets.choice import ToolChoicePolicy, as_policy
 from intentflow.toolsets.executor import Executor
 from intentflow.toolsets.outcomes import ToolCallOutcome
 from intentflow.toolsets.policy import ErrorBudget, ErrorPolicy

@@ -13,9 +13,10 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 from intentflow.messages import AssistantMessage, Message, Usage
+from intentflow.toolsets.choice import ForcedTool, ToolChoice, ToolChoiceMode
 
 if TYPE_CHECKING:
     from intentflow.toolsets.tool import Tool
@@ -37,25 +38,6 @@ __all__ = [
 ]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True)
-class ForcedTool:
-    """A tool choice that makes the model call one named tool.
-
-    Attributes:
-        name: The tool's name as the model sees it (its ``api_name``).
-    """
-
-    name: str
-
-
-ToolChoiceMode: TypeAlias = Literal["auto", "required", "none"]
-"""``auto``: the model may call tools or answer; ``required``: it must call at least one;
-``none``: it must answer without calling any."""
-
-ToolChoice: TypeAlias = ToolChoiceMode | ForcedTool
-"""What one request asks of the model regarding tools."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,8 @@
 """tool_choice policies: what an agent asks of the model about tools, turn by turn.
 
+They live with the toolsets because an intent pairs a toolset with a policy, and the router
+(which knows intents but not agents) needs both.
+
 A policy gives the ``tool_choice`` of each turn: ``auto`` (call tools or answer), ``required``
 (call at least one tool), ``none`` (answer without tools), ``forced(name)`` (call that tool),
 or a sequence over turns, e.g. forced on the first turn and ``auto`` after::
@@ -17,10 +20,39 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Literal, TypeAlias
 
-from intentflow.models.base import ForcedTool, ToolChoice
+__all__ = [
+    "ForcedTool",
+    "ToolChoice",
+    "ToolChoiceMode",
+    "ToolChoicePolicy",
+    "as_policy",
+    "auto",
+    "forced",
+    "none",
+    "required",
+    "sequence",
+]
 
-__all__ = ["ToolChoicePolicy", "auto", "forced", "none", "required", "sequence"]
+
+@dataclass(frozen=True, slots=True)
+class ForcedTool:
+    """A tool choice that makes the model call one named tool.
+
+    Attributes:
+        name: The tool's name as the model sees it (its ``api_name``).
+    """
+
+    name: str
+
+
+ToolChoiceMode: TypeAlias = Literal["auto", "required", "none"]
+"""``auto``: the model may call tools or answer; ``required``: it must call at least one;
+``none``: it must answer without calling any."""
+
+ToolChoice: TypeAlias = ToolChoiceMode | ForcedTool
+"""What one request asks of the model regarding tools."""
 
 _MODES = ("auto", "required", "none")
 
