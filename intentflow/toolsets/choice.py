@@ -112,7 +112,7 @@ class ToolChoicePolicy:
         if (forcing or self.then == "required" or isinstance(self.then, ForcedTool)) and not (
             tool_names
         ):
-            out.append("tool_choice forces tool calls but the agent has no tools")
+            out.append("tool_choice forces tool calls but there are no tools")
         steady = self.then
         if steady == "required" and not (set(exits) & set(tool_names)):
             out.append(
