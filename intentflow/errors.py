@@ -24,6 +24,7 @@ of the whole batch, later the transcript so far)::
         │   └── ModelResponseError    the answer does not have the shape of a completion
         ├── ModelRefused              the model refused to answer
         ├── OutputValidationError     the final output failed validation after every retry
+        ├── ClassificationError       a classifier's answer names no intent it knows
         └── MaxTurnsExceeded          the agent reached its turn cap still calling tools
 
     StrictSchemaWarning (a UserWarning)   a tool had to be emitted without strict mode
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from intentflow.toolsets.outcomes import ToolCallOutcome
 
 __all__ = [
+    "ClassificationError",
     "ConfigurationError",
     "FieldError",
     "IntentflowError",
@@ -374,3 +376,18 @@ class MaxTurnsExceeded(RunError):
             f"agent {agent!r} reached its cap of {max_turns} turn{'s' * (max_turns != 1)} "
             f"and the model still asks for tools; {hint}"
         )
+
+
+class ClassificationError(RunError):
+    """A classifier could not classify a message: an LLM's answer was malformed or named an
+    intent that does not exist. A router treats it as that stage failing and falls back.
+
+    Attributes:
+        classifier: The classifier's name.
+        raw: What it answered (cut to 500 characters).
+    """
+
+    def __init__(self, classifier: str, raw: str, detail: str) -> None:
+        self.classifier = classifier
+        self.raw = raw[:500]
+        super().__init__(f"classifier {classifier!r}: {detail}")

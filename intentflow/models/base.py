@@ -32,6 +32,7 @@ __all__ = [
     "ResponseCompleted",
     "StreamEvent",
     "TextDelta",
+    "TokenLogprob",
     "ToolCallDelta",
     "ToolChoice",
     "ToolChoiceMode",
@@ -125,6 +126,22 @@ class FinishReason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """The log probability of one generated token, with the most likely alternatives.
+
+    Attributes:
+        token: The token text.
+        logprob: Its natural-log probability (``0.0`` is certainty).
+        top_logprobs: The most likely tokens at this position, as ``(token, logprob)`` pairs,
+            most likely first; empty when the endpoint sent none.
+    """
+
+    token: str
+    logprob: float
+    top_logprobs: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ModelResponse:
     """A model's whole answer to one request.
 
@@ -135,6 +152,8 @@ class ModelResponse:
         model: The model that answered, as the endpoint reports it.
         id: The endpoint's id for the completion.
         raw_finish_reason: The finish reason exactly as the endpoint sent it.
+        logprobs: Log probabilities of the content tokens, when the request asked for them
+            (``settings={"logprobs": True, "top_logprobs": k}``) and the endpoint sent them.
     """
 
     message: AssistantMessage
@@ -143,6 +162,7 @@ class ModelResponse:
     model: str | None = None
     id: str | None = None
     raw_finish_reason: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from intentflow.models.base import (
     ModelResponse,
     ResponseCompleted,
     StreamEvent,
+    TokenLogprob,
 )
 from intentflow.models.stream import StreamAccumulator, complete_tool_calls
 
@@ -107,6 +108,7 @@ class OpenAIChatModel:
         self.timeout = timeout
         self.settings: dict[str, Any] = settings
         self._client = client
+        self._owns_client = client is None
         self._tools_cache: dict[tuple[tuple[Tool, ...], bool], list[dict[str, Any]]] = {}
         self._options: openai.RequestOptions = {}
         if max_retries is not None:
@@ -123,6 +125,12 @@ class OpenAIChatModel:
         if self._client is None:
             self._client = openai.AsyncOpenAI()
         return self._client
+
+    async def aclose(self) -> None:
+        """Close the client if this model built it (a client you passed in stays yours)."""
+        if self._owns_client and self._client is not None:
+            await self._client.close()
+            self._client = None
 
     # ------------------------------------------------------------------ the protocol
 
@@ -297,6 +305,7 @@ class OpenAIChatModel:
         )
         # Typed as always set, but compatible servers send null (the SDK does not validate).
         raw_reason = cast("str | None", choice.finish_reason)
+        tokens = _token_logprobs(getattr(choice, "logprobs", None))  # gpt-5 omits the field
         return ModelResponse(
             message=assistant,
             finish_reason=FinishReason.parse(raw_reason),
@@ -304,12 +313,14 @@ class OpenAIChatModel:
             model=completion.model,
             id=completion.id,
             raw_finish_reason=raw_reason,
+            logprobs=tuple(tokens) if tokens is not None else None,
         )
 
     async def _events(
         self, sdk_stream: openai.AsyncStream[ChatCompletionChunk]
     ) -> AsyncGenerator[StreamEvent, None]:
         acc = StreamAccumulator()
+        tokens: list[TokenLogprob] | None = None
         raw_reason: str | None = None
         usage: Any = None
         model_name: str | None = None
@@ -325,6 +336,9 @@ class OpenAIChatModel:
                         continue
                     if choice.finish_reason is not None:
                         raw_reason = choice.finish_reason
+                    piece = _token_logprobs(choice.logprobs)
+                    if piece is not None:
+                        tokens = [*(tokens or ()), *piece]
                     delta = cast("ChoiceDelta | None", choice.delta)  # null from some servers
                     if delta is None:
                         continue
@@ -356,6 +370,7 @@ class OpenAIChatModel:
             model=model_name,
             id=completion_id,
             raw_finish_reason=raw_reason,
+            logprobs=tuple(tokens) if tokens is not None else None,
         )
         yield ResponseCompleted(response)
 
@@ -378,6 +393,20 @@ def _tool_choice(request: ModelRequest) -> Any:
             ],
         },
     }
+
+
+def _token_logprobs(logprobs: Any) -> list[TokenLogprob] | None:
+    content = getattr(logprobs, "content", None) if logprobs is not None else None
+    if content is None:
+        return None
+    return [
+        TokenLogprob(
+            token.token,
+            token.logprob,
+            tuple((alt.token, alt.logprob) for alt in (token.top_logprobs or ())),
+        )
+        for token in content
+    ]
 
 
 def _usage(usage: Any) -> Usage:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
 from intentflow.messages import ToolCall, Usage
+from intentflow.models.base import TokenLogprob
 
 __all__ = [
     "Arguments",
@@ -59,23 +60,6 @@ def _encode_arguments(arguments: Arguments | None) -> str:
         return arguments
     # Compact separators match what OpenAI models emit.
     return json.dumps(arguments, separators=(",", ":"), ensure_ascii=False)
-
-
-@dataclass(frozen=True, slots=True)
-class TokenLogprob:
-    """The log probability of one generated token, with the most likely alternatives.
-
-    Attributes:
-        token: The token text.
-        logprob: Its natural-log probability (``0.0`` is certainty).
-        top_logprobs: The most likely tokens at this position, as ``(token, logprob)`` pairs,
-            most likely first; empty means the token itself is the only alternative. A server
-            sends at most as many as the request asks for (``top_logprobs``).
-    """
-
-    token: str
-    logprob: float
-    top_logprobs: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

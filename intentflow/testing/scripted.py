@@ -33,6 +33,7 @@ from intentflow.models.base import (
     ResponseCompleted,
     StreamEvent,
     TextDelta,
+    TokenLogprob,
     ToolCallDelta,
 )
 from intentflow.testing.replies import (
@@ -347,6 +348,7 @@ class ScriptedModel:
             model=self.name,
             id=_request_id(number),
             raw_finish_reason=raw,
+            logprobs=_logprobs(reply, request),
         )
 
         events: list[StreamEvent] = []
@@ -406,6 +408,22 @@ class _EventStream:
         if error is not None:
             raise error
         raise StopAsyncIteration
+
+
+def _logprobs(reply: Reply, request: ModelRequest) -> tuple[TokenLogprob, ...] | None:
+    """The reply's logprobs as an endpoint sends them: only when asked, at most top_logprobs."""
+    if reply.logprobs is None or request.settings.get("logprobs") is not True:
+        return None
+    top = request.settings.get("top_logprobs")
+    keep = top if isinstance(top, int) and top >= 0 else 0
+    return tuple(
+        TokenLogprob(
+            t.token,
+            t.logprob,
+            (t.top_logprobs or ((t.token, t.logprob),))[:keep] if keep else (),
+        )
+        for t in reply.logprobs
+    )
 
 
 def _request_id(number: int) -> str:

@@ -73,14 +73,22 @@ def make_tools() -> tuple[Toolset, list[tuple[str, dict[str, Any]]]]:
     return tools, calls
 
 
+_CLIENTS: list[openai.AsyncOpenAI] = []
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[FakeOpenAIServer]:
     async with FakeOpenAIServer() as srv:
         yield srv
+        # Close the clients while their event loop runs: a client left to the garbage
+        # collector closes its connections in some later test, on a closed loop.
+        while _CLIENTS:
+            await _CLIENTS.pop().close()
 
 
 def wire_model(server: FakeOpenAIServer, **kwargs: Any) -> OpenAIChatModel:
     client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+    _CLIENTS.append(client)
     return OpenAIChatModel("gpt-test", client, **kwargs)
 
 

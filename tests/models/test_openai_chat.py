@@ -218,6 +218,19 @@ def test_no_client_is_built_until_the_first_request(monkeypatch: pytest.MonkeyPa
     assert str(model.client.base_url) == "http://127.0.0.1:9/v1/"
 
 
+@pytest.mark.anyio
+async def test_aclose_closes_only_a_client_the_model_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    built = OpenAIChatModel("m")
+    client = built.client
+    await built.aclose()
+    assert client.is_closed()
+    given = openai.AsyncOpenAI(api_key="k")
+    await OpenAIChatModel("m", given).aclose()
+    assert not given.is_closed()
+    await given.close()
+
+
 # --------------------------------------------------------------------------- replies
 
 
