@@ -6,10 +6,28 @@
   to a `RouteDecision`;
 * `Classifier`: the protocol every classifier implements (``classify(text) -> Prediction``);
 * `LLMClassifier`: asks a model for one intent name or none, constrained by an enum;
-* `Rule`: regex/keyword overrides and vetoes.
+* `Rule`: regex/keyword overrides and vetoes;
+* evaluation: labelled `Example`s (JSONL/CSV), `evaluate` / `evaluate_router` reports,
+  threshold sweeps and fitting, and `assert_routing` for pinning accuracy in tests.
 """
 
+from intentflow.router.data import Example, examples_from, load_examples
 from intentflow.router.decision import Classifier, Prediction, RouteDecision
+from intentflow.router.evaluation import (
+    Confusion,
+    EvaluationReport,
+    FittedThreshold,
+    IntentMetrics,
+    SweepPoint,
+    assert_routing,
+    deciding_prediction,
+    evaluate,
+    evaluate_router,
+    fit_per_intent_thresholds,
+    fit_threshold,
+    route_examples,
+    threshold_sweep,
+)
 from intentflow.router.intent import Intent
 from intentflow.router.llm import LLMClassifier
 from intentflow.router.router import Router, Stage
@@ -17,7 +35,12 @@ from intentflow.router.rules import Rule, RuleMatch, match_rules
 
 __all__ = [
     "Classifier",
+    "Confusion",
+    "EvaluationReport",
+    "Example",
+    "FittedThreshold",
     "Intent",
+    "IntentMetrics",
     "LLMClassifier",
     "Prediction",
     "RouteDecision",
@@ -25,5 +48,16 @@ __all__ = [
     "Rule",
     "RuleMatch",
     "Stage",
+    "SweepPoint",
+    "assert_routing",
+    "deciding_prediction",
+    "evaluate",
+    "evaluate_router",
+    "examples_from",
+    "fit_per_intent_thresholds",
+    "fit_threshold",
+    "load_examples",
     "match_rules",
+    "route_examples",
+    "threshold_sweep",
 ]
