@@ -5,6 +5,7 @@
 * `Router`: rules, then a cascade of `Stage` classifiers, stickiness and abstain thresholds,
   to a `RouteDecision`;
 * `Classifier`: the protocol every classifier implements (``classify(text) -> Prediction``);
+* `LexicalClassifier`: the offline default (word and character n-grams, a linear SVM);
 * `LLMClassifier`: asks a model for one intent name or none, constrained by an enum;
 * `Rule`: regex/keyword overrides and vetoes;
 * evaluation: labelled `Example`s (JSONL/CSV), `evaluate` / `evaluate_router` reports,
@@ -29,6 +30,7 @@ from intentflow.router.evaluation import (
     threshold_sweep,
 )
 from intentflow.router.intent import Intent
+from intentflow.router.lexical import LexicalClassifier
 from intentflow.router.llm import LLMClassifier
 from intentflow.router.router import Router, Stage
 from intentflow.router.rules import Rule, RuleMatch, match_rules
@@ -42,6 +44,7 @@ __all__ = [
     "Intent",
     "IntentMetrics",
     "LLMClassifier",
+    "LexicalClassifier",
     "Prediction",
     "RouteDecision",
     "Router",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -550,7 +551,7 @@ def fit_threshold(
     predictions: Sequence[Prediction | RouteDecision],
     *,
     objective: Objective = "balanced",
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    thresholds: Sequence[float] | None = None,
     margins: Sequence[float] = (0.0,),
     fallback: str | None = None,
     tolerance: float = 0.005,
@@ -577,7 +578,9 @@ def fit_threshold(
         golds: Each example's intent (``None``: out of scope).
         predictions: The deciding prediction for each (or a decision).
         objective: What to maximise (see `Objective`).
-        thresholds: The candidate confidence thresholds.
+        thresholds: The candidate confidence thresholds; by default the 0.01 grid plus the
+            midpoints between the data's distinct confidences (so classifiers whose
+            confidences crowd near 1 are still separable).
         margins: The candidate margins.
         fallback: The intent whose routing counts as abstaining.
         tolerance: Without out-of-scope examples, how much in-scope accuracy may be given up.
@@ -588,6 +591,7 @@ def fit_threshold(
     """
     items = _items(golds, predictions, fallback)
     _check_objective(objective)
+    thresholds = _candidates(items, thresholds)
     _check_unit("thresholds", thresholds)
     _check_unit("margins", margins)
     if not items:
@@ -624,7 +628,7 @@ def fit_per_intent_thresholds(
     threshold: float | None = None,
     margin: float = 0.0,
     objective: Objective = "balanced",
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    thresholds: Sequence[float] | None = None,
     fallback: str | None = None,
     min_gain: int = 3,
 ) -> dict[str, float]:
@@ -667,6 +671,7 @@ def fit_per_intent_thresholds(
     """
     items = _items(golds, predictions, fallback)
     _check_objective(objective)
+    thresholds = _candidates(items, thresholds)
     _check_unit("thresholds", thresholds)
     _check_unit("margin", (margin,))
     if min_gain < 1:
@@ -837,6 +842,21 @@ def _percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+_MAX_MIDPOINTS = 2000
+
+
+def _candidates(items: Sequence[_Item], thresholds: Sequence[float] | None) -> Sequence[float]:
+    """The given thresholds, or the grid plus midpoints between the data's confidences."""
+    if thresholds is not None:
+        return thresholds
+    values = sorted({min(max(item.confidence, 0.0), 1.0) for item in items})
+    midpoints = [(a + b) / 2 for a, b in itertools.pairwise(values)]
+    if len(midpoints) > _MAX_MIDPOINTS:  # each sweep point is cheap, but keep it bounded
+        step = len(midpoints) / _MAX_MIDPOINTS
+        midpoints = [midpoints[int(i * step)] for i in range(_MAX_MIDPOINTS)]
+    return sorted({*DEFAULT_THRESHOLDS, *midpoints})
 
 
 def _items(
