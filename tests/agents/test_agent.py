@@ -7,12 +7,10 @@ against the loopback fake server; loop logic with the in-process ScriptedModel.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import anyio.lowlevel
-import openai
 import pytest
 from pydantic import BaseModel
 
@@ -42,6 +40,7 @@ from intentflow.errors import (
 from intentflow.messages import AssistantMessage, SystemMessage, ToolMessage, UserMessage
 from intentflow.models import ForcedTool, ModelRequest, ModelResponse, OpenAIChatModel
 from intentflow.testing import FakeOpenAIServer, Reply, ScriptedModel
+from tests.fakes import client_for
 from tests.spec import assert_valid
 
 pytestmark = pytest.mark.anyio
@@ -73,22 +72,8 @@ def make_tools() -> tuple[Toolset, list[tuple[str, dict[str, Any]]]]:
     return tools, calls
 
 
-_CLIENTS: list[openai.AsyncOpenAI] = []
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeOpenAIServer]:
-    async with FakeOpenAIServer() as srv:
-        yield srv
-        # Close the clients while their event loop runs: a client left to the garbage
-        # collector closes its connections in some later test, on a closed loop.
-        while _CLIENTS:
-            await _CLIENTS.pop().close()
-
-
 def wire_model(server: FakeOpenAIServer, **kwargs: Any) -> OpenAIChatModel:
-    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test", max_retries=0)
-    _CLIENTS.append(client)
+    client = client_for(server)
     return OpenAIChatModel("gpt-test", client, **kwargs)
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
-import openai
 import pytest
 
 from intentflow.errors import ClassificationError
@@ -13,6 +12,7 @@ from intentflow.models import OpenAIChatModel
 from intentflow.router import Intent, Prediction, Router, Stage
 from intentflow.router.llm import LLMClassifier
 from intentflow.testing import FakeOpenAIServer, Fault, Reply
+from tests.fakes import client_for
 from tests.spec import assert_valid
 
 pytestmark = pytest.mark.anyio
@@ -24,21 +24,8 @@ INTENTS = [
 ]
 
 
-_CLIENTS: list[openai.AsyncOpenAI] = []
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeOpenAIServer]:
-    async with FakeOpenAIServer() as srv:
-        yield srv
-        # Close clients while their loop runs, not later in another test's loop.
-        while _CLIENTS:
-            await _CLIENTS.pop().close()
-
-
 def llm(server: FakeOpenAIServer, **kwargs: object) -> LLMClassifier:
-    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test", max_retries=0)
-    _CLIENTS.append(client)
+    client = client_for(server)
     return LLMClassifier(OpenAIChatModel("gpt-small", client), INTENTS, **kwargs)  # type: ignore[arg-type]
 
 
