@@ -9,7 +9,8 @@ of the whole batch, later the transcript so far)::
     IntentflowError
     ├── ConfigurationError            raised at build time; fix the code
     │   ├── ToolDefinitionError       a tool cannot be built from this function/schema
-    │   └── ToolNameError             a tool name is invalid or taken (suggests an alias)
+    │   ├── ToolNameError             a tool name is invalid or taken (suggests an alias)
+    │   └── ArtifactError             a saved router/classifier is missing, corrupt or too new
     └── RunError                      raised while serving a request (carries the transcript)
         ├── ToolInputError            the model's arguments for a tool are unusable
         │   ├── InvalidToolJSON       ...because they are not a JSON object
@@ -25,7 +26,8 @@ of the whole batch, later the transcript so far)::
         ├── ModelRefused              the model refused to answer
         ├── OutputValidationError     the final output failed validation after every retry
         ├── ClassificationError       a classifier's answer names no intent it knows
-        └── MaxTurnsExceeded          the agent reached its turn cap still calling tools
+        ├── MaxTurnsExceeded          the agent reached its turn cap still calling tools
+        └── LoopDetected              the run repeats itself (same calls, ping-pong handoffs)
 
     StrictSchemaWarning (a UserWarning)   a tool had to be emitted without strict mode
 """
@@ -41,10 +43,12 @@ if TYPE_CHECKING:
     from intentflow.toolsets.outcomes import ToolCallOutcome
 
 __all__ = [
+    "ArtifactError",
     "ClassificationError",
     "ConfigurationError",
     "FieldError",
     "IntentflowError",
+    "LoopDetected",
     "InvalidToolArguments",
     "InvalidToolJSON",
     "MaxTurnsExceeded",
@@ -106,6 +110,34 @@ class ToolNameError(ConfigurationError):
         self.suggestion = suggestion
         hint = f"; register it under a valid alias, e.g. alias={suggestion!r}" if suggestion else ""
         super().__init__(f"tool name {name!r} {reason}{hint}")
+
+
+class ArtifactError(ConfigurationError):
+    """A saved artefact (a fitted router or classifier) cannot be loaded or written.
+
+    Raised for a missing or unreadable file, a file that is not what it should be, and a file
+    written by a format version this intentflow cannot read (the message says which versions
+    it reads, so the fix, refitting or upgrading, is clear).
+
+    Attributes:
+        path: The file or directory concerned.
+        found: The format version found, when the file has one.
+        supported: The format versions this version of intentflow reads.
+    """
+
+    def __init__(
+        self,
+        path: object,
+        reason: str,
+        *,
+        found: object = None,
+        supported: Sequence[object] = (),
+    ) -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.found = found
+        self.supported = tuple(supported)
+        super().__init__(f"{self.path}: {reason}")
 
 
 # --------------------------------------------------------------------------- run time
@@ -376,6 +408,27 @@ class MaxTurnsExceeded(RunError):
             f"agent {agent!r} reached its cap of {max_turns} turn{'s' * (max_turns != 1)} "
             f"and the model still asks for tools; {hint}"
         )
+
+
+class LoopDetected(RunError):
+    """The run kept repeating itself after being warned: the same tool call again and again,
+    two calls alternating, the same call getting the same result, or agents handing a
+    conversation back and forth.
+
+    Attributes:
+        kind: What repeated (``"repeat"``, ``"alternation"``, ``"same_result"``,
+            ``"ping_pong"``, ...).
+        signature: The repeated call(s) or handoffs, as the detector describes them.
+        path: The agents (graph nodes) the run went through, when known.
+    """
+
+    def __init__(
+        self, kind: str, detail: str, *, signature: str = "", path: Sequence[str] = ()
+    ) -> None:
+        self.kind = kind
+        self.signature = signature
+        self.path = tuple(path)
+        super().__init__(f"loop detected ({kind}): {detail}")
 
 
 class ClassificationError(RunError):

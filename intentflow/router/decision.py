@@ -78,6 +78,8 @@ class RouteDecision:
             decision is then the fallback).
         stages: For a cascade, every stage that ran, in order.
         reason: Why this decision, in a few words (for logs and evaluation reports).
+        proposed: The intent the deciding classifier proposed before the abstain thresholds
+            (the one rejected when ``abstained``); ``None`` when it proposed no intent.
     """
 
     intent: str | None
@@ -89,3 +91,4 @@ class RouteDecision:
     abstained: bool = False
     stages: tuple[str, ...] = ()
     reason: str = ""
+    proposed: str | None = None

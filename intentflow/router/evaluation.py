@@ -346,13 +346,13 @@ class _Item:
 def deciding_prediction(decision: RouteDecision) -> Prediction:
     """The prediction a decision was made from, before the router's abstain thresholds.
 
-    A decision that was not abstained on names its label. An abstained one keeps the deciding
-    classifier's confidence and scores: when its best score *is* its confidence, that intent
-    is the label the thresholds rejected. Otherwise the classifier itself answered "no intent"
-    (an LLM classifier reports the confidence of its "none" answer, with the intents' scores
-    beside it) or no stage answered, and the label is ``None``: no threshold would route it.
-    This relies on the convention of `Prediction.from_scores`, that ``confidence`` is the best
-    label's score.
+    A decision that was not abstained on names its label; an abstained one made by a `Router`
+    records the rejected label in ``proposed``. For abstained decisions built elsewhere without
+    ``proposed``, the label is inferred from the scores: when the best score *is* the
+    confidence, that intent is the label the thresholds rejected; otherwise the classifier
+    answered "no intent" (an LLM classifier reports the confidence of its "none" answer, with
+    the intents' scores beside it), and no threshold would route it. The inference relies on
+    the convention of `Prediction.from_scores`, that ``confidence`` is the best label's score.
 
     Examples:
         >>> scores = (("refund", 0.4), ("chat", 0.3))
@@ -366,7 +366,12 @@ def deciding_prediction(decision: RouteDecision) -> Prediction:
     label = decision.intent
     if decision.abstained:
         best = decision.scores[0] if decision.scores else None
-        label = best[0] if best is not None and math.isclose(best[1], decision.confidence) else None
+        if decision.proposed is not None:
+            label = decision.proposed
+        elif best is not None and math.isclose(best[1], decision.confidence):
+            label = best[0]
+        else:
+            label = None
     return Prediction(label, decision.confidence, decision.margin, decision.scores)
 
 

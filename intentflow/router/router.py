@@ -17,6 +17,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 import structlog
 
@@ -25,6 +27,11 @@ from intentflow.errors import ConfigurationError
 from intentflow.router.decision import Classifier, Prediction, RouteDecision
 from intentflow.router.intent import Intent
 from intentflow.router.rules import Rule, match_rules
+
+if TYPE_CHECKING:
+    from intentflow.router.data import Example
+    from intentflow.router.evaluation import Objective
+    from intentflow.router.fitting import FitReport
 
 __all__ = ["Router", "Stage"]
 
@@ -60,7 +67,8 @@ class Router:
 
     Args:
         intents: The intents (unique names).
-        classifier: One classifier, or cascade stages from cheapest to most expensive.
+        classifier: One classifier, or cascade stages from cheapest to most expensive (a
+            bare classifier in the sequence is a stage with no escalation limits).
         fallback: The intent for messages no intent is confident about (typically one with
             tool_choice ``none``); ``None`` returns "no intent" for the caller to handle.
         threshold: The minimum confidence to route to an intent.
@@ -78,7 +86,7 @@ class Router:
     def __init__(
         self,
         intents: Iterable[Intent],
-        classifier: Classifier | Sequence[Stage],
+        classifier: Classifier | Sequence[Stage | Classifier],
         *,
         fallback: str | None = None,
         threshold: float = 0.0,
@@ -118,11 +126,23 @@ class Router:
                 problems.append(f"the threshold of {name!r} must be between 0 and 1, not {value}")
         if sticky_margin is not None and sticky_margin < 0:
             problems.append(f"sticky_margin must be >= 0, not {sticky_margin}")
-        self.stages: tuple[Stage, ...] = (
-            (Stage(classifier),) if isinstance(classifier, Classifier) else tuple(classifier)
-        )
-        if not self.stages:
-            problems.append("a router needs a classifier")
+        self.stages: tuple[Stage, ...] = ()
+        if isinstance(classifier, Classifier):
+            self.stages = (Stage(classifier),)
+        else:
+            # A bare classifier in a cascade is a stage that accepts any answer it gives.
+            for i, stage in enumerate(classifier):
+                if isinstance(stage, Classifier) and not isinstance(stage, Stage):
+                    stage = Stage(stage)
+                if not isinstance(stage, Stage):
+                    problems.append(
+                        f"stage {i} is a {type(stage).__name__}, not a Stage or a classifier "
+                        "(an object with a name and an async classify(text) method)"
+                    )
+                    continue
+                self.stages += (stage,)
+            if not self.stages and not problems:
+                problems.append("a router needs a classifier")
         if problems:
             raise ConfigurationError(
                 "the router cannot be built:\n" + "\n".join(f"  - {p}" for p in problems)
@@ -132,6 +152,117 @@ class Router:
         self.margin = margin
         self.rules = tuple(rules)
         self.sticky_margin = sticky_margin
+        self.fit_report: FitReport | None = None
+
+    async def fit(
+        self,
+        train: Sequence[Example] = (),
+        val: Sequence[Example] | None = None,
+        *,
+        objective: Objective = "balanced",
+        margins: Sequence[float] | None = None,
+        per_intent: bool = True,
+        holdout: float = 0.2,
+        seed: int = 0,
+    ) -> FitReport:
+        """Train the classifiers and fit the abstain thresholds; the router changes in place.
+
+        The trainable stages learn from the intents' examples plus ``train``; the threshold,
+        the margin and (where the evidence is clear) per-intent thresholds are then chosen on
+        ``val``, or on a held-out share of ``train`` when there is no ``val``.
+        `intentflow.router.fitting` describes each step.
+
+        Examples:
+            >>> import anyio
+            >>> from intentflow.router import Example, LexicalClassifier
+            >>> router = Router(
+            ...     [Intent("refund", examples=["refund my order", "I want my money back"]),
+            ...      Intent("status", examples=["where is my parcel", "track my order"])],
+            ...     LexicalClassifier(),
+            ... )
+            >>> val = [Example("money back please", "refund"), Example("track parcel", "status"),
+            ...        Example("what is the capital of peru", None)]
+            >>> report = anyio.run(router.fit, [], val)
+            >>> report.source, report.n_threshold, router.threshold == report.threshold
+            ('val', 3, True)
+
+        Args:
+            train: Labelled training examples (``intent=None``: out of scope).
+            val: Labelled examples for the thresholds, including out-of-scope ones.
+            objective: What the thresholds maximise: ``"balanced"`` (the mean of in-scope
+                accuracy and out-of-scope recall) or ``"accuracy"``.
+            margins: Candidate ambiguity margins (default `fitting.DEFAULT_MARGINS`).
+            per_intent: Also fit per-intent thresholds.
+            holdout: Without ``val``, the share of ``train`` held out for thresholds.
+            seed: Seeds the holdout split.
+
+        Returns:
+            A `FitReport`: the chosen thresholds, what they achieve, and the trade-off sweep.
+        """
+        from intentflow.router.fitting import DEFAULT_MARGINS, fit_router
+
+        report = await fit_router(
+            self,
+            train,
+            val,
+            objective=objective,
+            margins=DEFAULT_MARGINS if margins is None else margins,
+            per_intent=per_intent,
+            holdout=holdout,
+            seed=seed,
+        )
+        self.fit_report = report
+        return report
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the router to ``directory`` (see `intentflow.router.artifact`).
+
+        The directory is replaced as a whole, so concurrent readers never see a mixture.
+
+        Raises:
+            ArtifactError: When ``directory`` exists and is not a saved router.
+        """
+        from intentflow.router.artifact import save_router
+
+        report = self.fit_report.to_dict() if self.fit_report is not None else None
+        return save_router(self, directory, fit=report)
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path,
+        *,
+        intents: Iterable[Intent] | None = None,
+        classifiers: Mapping[str, Classifier] | None = None,
+    ) -> Self:
+        """Read a router written by :meth:`save`; it makes the same decisions.
+
+        Args:
+            directory: The saved router.
+            intents: The application's intents (with their toolsets and entries), whose names
+                must be exactly the saved ones; by default plain intents with those names.
+            classifiers: Classifiers for stages that could not be saved (an `LLMClassifier`),
+                by stage name.
+
+        Raises:
+            ArtifactError: When the directory is not a saved router, comes from an
+                incompatible format version, is corrupt, or does not match ``intents``.
+        """
+        from intentflow.router.artifact import load_router
+
+        router = load_router(directory, intents=intents, classifiers=classifiers)
+        if not isinstance(router, cls):  # a subclass asked: rebuild it as one
+            return cls(
+                router.intents.values(),
+                router.stages,
+                fallback=router.fallback,
+                threshold=router.threshold,
+                margin=router.margin,
+                thresholds=router.thresholds,
+                rules=router.rules,
+                sticky_margin=router.sticky_margin,
+            )
+        return router
 
     async def route(self, text: str, *, current: str | None = None) -> RouteDecision:
         """Decide the intent of ``text``.
@@ -153,6 +284,7 @@ class Router:
                     "rules",
                     _perf() - start,
                     reason=f"rule {rule.name}",
+                    proposed=rule.intent,
                 )
             )
         vetoed = matched.vetoed if matched is not None else frozenset()
@@ -215,6 +347,7 @@ class Router:
                         _perf() - start,
                         stages=tuple(stages_run),
                         reason=f"kept {current!r}: within {self.sticky_margin} of {label!r}",
+                        proposed=current,
                     )
                 )
 
@@ -242,6 +375,7 @@ class Router:
                 abstained=not confident,
                 stages=tuple(stages_run),
                 reason="; ".join([*failures, reason]),
+                proposed=label,
             )
         )
 
