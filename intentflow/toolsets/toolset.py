@@ -40,6 +40,12 @@ class Toolset:
     __slots__ = ("_openai", "_tools", "name")
 
     def __init__(self, name: str, tools: Iterable[Tool | Handler] = ()) -> None:
+        if not isinstance(name, str):
+            # Toolset([f, g]) would otherwise build an empty toolset named after a list.
+            raise TypeError(
+                f"Toolset(name, tools): the first argument is the toolset's name (a str), "
+                f"not a {type(name).__name__}; e.g. Toolset('orders', [lookup_order])"
+            )
         self.name = name
         self._tools: dict[str, Tool] = {}
         self._openai: dict[bool, list[dict[str, Any]]] = {}

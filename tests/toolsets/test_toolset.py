@@ -95,3 +95,12 @@ def test_lookup_errors_name_what_exists() -> None:
     assert _support().get("serch") is None
     assert "search" in _support()
     assert len(_support()) == 3
+
+
+def test_a_toolset_needs_a_name_first() -> None:
+    def lookup(order_id: str) -> str:
+        """Look an order up."""
+        return order_id
+
+    with pytest.raises(TypeError, match=r"Toolset\(name, tools\).*not a list"):
+        Toolset([lookup])  # type: ignore[arg-type]
