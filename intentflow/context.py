@@ -15,7 +15,7 @@ id). The context is immutable; the executor gives each tool call its own copy wi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import uuid4
 
 __all__ = ["RunContext"]
@@ -39,6 +39,9 @@ class RunContext(Generic[DepsT]):
         turn: The current turn of that agent (1-based; 0 before the first model call).
         tool_call_id: For a tool call, the id the model gave it.
         tool_name: For a tool call, the tool's name.
+        state: In a graph run, the run's state (the graph's ``state_type``, a Pydantic model
+            the application defines); it lives in the run, is shared by every node, tool and
+            hook of it, and may be changed in place.
     """
 
     deps: DepsT
@@ -48,3 +51,4 @@ class RunContext(Generic[DepsT]):
     turn: int = 0
     tool_call_id: str | None = None
     tool_name: str | None = None
+    state: Any = None

@@ -26,8 +26,11 @@ of the whole batch, later the transcript so far)::
         ├── ModelRefused              the model refused to answer
         ├── OutputValidationError     the final output failed validation after every retry
         ├── ClassificationError       a classifier's answer names no intent it knows
-        ├── MaxTurnsExceeded          the agent reached its turn cap still calling tools
-        └── LoopDetected              the run repeats itself (same calls, ping-pong handoffs)
+        ├── InvalidTransition         a node's next_node() named a node it has no edge to
+        └── GuardTripped              a run guard stopped the run (carries the node path)
+            ├── MaxTurnsExceeded      an agent reached its turn cap still calling tools
+            ├── LoopDetected          the run repeats itself (same calls, ping-pong handoffs)
+            └── TokenBudgetExceeded   the next model call would exceed the run's token budget
 
     StrictSchemaWarning (a UserWarning)   a tool had to be emitted without strict mode
 """
@@ -47,10 +50,12 @@ __all__ = [
     "ClassificationError",
     "ConfigurationError",
     "FieldError",
+    "GuardTripped",
     "IntentflowError",
-    "LoopDetected",
     "InvalidToolArguments",
     "InvalidToolJSON",
+    "InvalidTransition",
+    "LoopDetected",
     "MaxTurnsExceeded",
     "ModelAPIError",
     "ModelConnectionError",
@@ -62,6 +67,7 @@ __all__ = [
     "OutputValidationError",
     "RunError",
     "StrictSchemaWarning",
+    "TokenBudgetExceeded",
     "ToolCallFailed",
     "ToolDefinitionError",
     "ToolInputError",
@@ -155,11 +161,13 @@ class RunError(IntentflowError):
             the error was raised outside a run.
         usage: What the run consumed before the error.
         agent: The agent that was acting, if any.
+        path: In a graph run, the nodes the run went through, in order.
     """
 
     transcript: tuple[Message, ...] = ()
     usage: Usage | None = None
     agent: str | None = None
+    path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +395,26 @@ class OutputValidationError(RunError):
         )
 
 
-class MaxTurnsExceeded(RunError):
+class GuardTripped(RunError):
+    """A guard stopped the run: a step, visit or cycle cap, a loop, or a budget.
+
+    Attributes:
+        guard: Which guard: ``"max_steps"``, ``"max_turns"``, ``"max_visits"``,
+            ``"cycle_cap"``, ``"loop"`` or ``"token_budget"``.
+        limit: The limit that was reached, when the guard has one.
+        path: The agents (graph nodes) the run went through, in order.
+    """
+
+    def __init__(
+        self, guard: str, detail: str, *, limit: int | None = None, path: Sequence[str] = ()
+    ) -> None:
+        self.guard = guard
+        self.limit = limit
+        self.path = tuple(path)
+        super().__init__(detail)
+
+
+class MaxTurnsExceeded(GuardTripped):
     """An agent used all its turns and the model still asked for tools.
 
     The tool calls of the last turn were executed and their results are in ``transcript``,
@@ -398,28 +425,52 @@ class MaxTurnsExceeded(RunError):
         max_turns: The cap.
     """
 
-    def __init__(self, agent: str, max_turns: int, *, hint: str | None = None) -> None:
-        self.agent = agent
+    def __init__(
+        self, agent: str, max_turns: int, *, hint: str | None = None, path: Sequence[str] = ()
+    ) -> None:
         self.max_turns = max_turns
         hint = hint or (
             "raise max_turns, or set on_max_turns='final_answer' to end with an answer instead"
         )
         super().__init__(
+            "max_turns",
             f"agent {agent!r} reached its cap of {max_turns} turn{'s' * (max_turns != 1)} "
-            f"and the model still asks for tools; {hint}"
+            f"and the model still asks for tools; {hint}",
+            limit=max_turns,
+            path=path,
+        )
+        self.agent = agent
+
+
+class TokenBudgetExceeded(GuardTripped):
+    """The run's token budget would be exceeded by the next model call, so it was not made.
+
+    Attributes:
+        budget: The budget (total tokens per run).
+        used: The tokens the run had used.
+    """
+
+    def __init__(self, budget: int, used: int, projected: int, *, path: Sequence[str] = ()) -> None:
+        self.budget = budget
+        self.used = used
+        super().__init__(
+            "token_budget",
+            f"the run has used {used} of its {budget} tokens and the next model call would "
+            f"need about {projected} more; raise the budget or shorten the conversation",
+            limit=budget,
+            path=path,
         )
 
 
-class LoopDetected(RunError):
+class LoopDetected(GuardTripped):
     """The run kept repeating itself after being warned: the same tool call again and again,
     two calls alternating, the same call getting the same result, or agents handing a
     conversation back and forth.
 
     Attributes:
-        kind: What repeated (``"repeat"``, ``"alternation"``, ``"same_result"``,
-            ``"ping_pong"``, ...).
+        kind: What repeated (``"repeat"``, ``"same_result"``, ``"alternation"``,
+            ``"ping_pong"``).
         signature: The repeated call(s) or handoffs, as the detector describes them.
-        path: The agents (graph nodes) the run went through, when known.
     """
 
     def __init__(
@@ -427,8 +478,25 @@ class LoopDetected(RunError):
     ) -> None:
         self.kind = kind
         self.signature = signature
-        self.path = tuple(path)
-        super().__init__(f"loop detected ({kind}): {detail}")
+        super().__init__("loop", f"loop detected ({kind}): {detail}", path=path)
+
+
+class InvalidTransition(RunError):
+    """A graph node's ``next_node`` named a node it has no edge to.
+
+    Attributes:
+        source: The node.
+        target: What it named.
+    """
+
+    def __init__(self, source: str, target: str, allowed: Sequence[str]) -> None:
+        self.source = source
+        self.target = target
+        shown = ", ".join(allowed) or "none"
+        super().__init__(
+            f"{source!r}.next_node() chose {target!r}, but the graph has no edge from "
+            f"{source!r} to it (its successors: {shown}); add the transition to the graph"
+        )
 
 
 class ClassificationError(RunError):

@@ -40,6 +40,9 @@ from intentflow.agents.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
+from intentflow.agents.guards import Limits, RunGuards
+from intentflow.agents.handoff import Handoff, HandoffRequest
+from intentflow.agents.loops import LoopPolicy
 from intentflow.agents.output import OutputMode, OutputSpec
 from intentflow.agents.result import RunResult, StopReason, TurnRecord
 from intentflow.context import RunContext
@@ -122,6 +125,9 @@ class AgentOptions(TypedDict, total=False):
     max_concurrency: int
     strict_tools: bool
     model_settings: Mapping[str, Any]
+    handoffs: Sequence[str | Handoff]
+    max_visits: int | None
+    loop_policy: LoopPolicy | None
 
 
 class Agent(Generic[OutputT]):
@@ -168,6 +174,12 @@ class Agent(Generic[OutputT]):
         max_concurrency: How many tool calls of one turn may run at once.
         strict_tools: Send tools in strict mode where their schemas allow it.
         model_settings: Sampling settings for this agent's requests (``temperature``, ...).
+        handoffs: In a graph, the agents this one may transfer the conversation to (names,
+            or `Handoff` with a description and a payload model); each becomes a transfer
+            tool. Ignored when the agent runs on its own.
+        max_visits: In a graph, the most times one run may enter this agent (``None``: no
+            cap of its own; a cycle through it then needs a cycle cap).
+        loop_policy: The loop detector's policy (`LoopPolicy`); ``None`` turns it off.
     """
 
     name: str = ""
@@ -189,6 +201,9 @@ class Agent(Generic[OutputT]):
     max_concurrency: int = 4
     strict_tools: bool = True
     model_settings: Mapping[str, Any] = {}  # read-only by convention
+    handoffs: Sequence[str | Handoff] = ()
+    max_visits: int | None = None
+    loop_policy: LoopPolicy | None = LoopPolicy()
 
     @overload
     def __init__(
@@ -275,21 +290,40 @@ class Agent(Generic[OutputT]):
         for stop in self.stop_at_tools:
             if stop not in names:
                 problems.append(f"stop_at_tools names {stop!r}, which is not a tool of the agent")
-        problems += self.policy.problems(names, exits)
+        self.handoff_specs: tuple[Handoff, ...] = tuple(
+            h if isinstance(h, Handoff) else Handoff(h) for h in self.handoffs
+        )
+        # In a graph, a transfer ends the agent's part of the run as an exit tool does.
+        transfers = {h.tool_name for h in self.handoff_specs}
+        problems += self.policy.problems(names | transfers, exits | transfers)
+        if self.max_visits is not None and self.max_visits < 1:
+            problems.append(f"max_visits must be at least 1, not {self.max_visits}")
         if problems:
             raise ConfigurationError(
                 f"{label} cannot be built:\n" + "\n".join(f"  - {p}" for p in problems)
             )
         self._all_tools: tuple[Tool, ...] = tuple(all_tools)
         self._exits = frozenset(exits)
-        self._executor = Executor(
-            self._all_tools, policy=self.error_policy, max_concurrency=self.max_concurrency
-        )
         narrowing = self.narrowing or getattr(self.model, "narrowing", None)
         self._narrowing: Narrowing = (
             narrowing if narrowing in ("send_allowed", "allowed_tools") else "send_allowed"
         )
-        self._views: dict[frozenset[str] | None, _ToolView] = {}
+        self._own_toolbox: _Toolbox | None = None
+
+    def toolbox(
+        self,
+        *,
+        tools: Iterable[Tool] = (),
+        policy: ToolChoicePolicy | None = None,
+        handoffs: Sequence[Handoff] = (),
+    ) -> _Toolbox:
+        """The agent's tools with more added (an intent's tools, transfer tools) under a policy.
+
+        Used by the graph runner; checked like the agent itself, so a policy that could never
+        answer with these tools is a `ConfigurationError` here, at build time.
+        """
+        extra = [t for t in tools if t.api_name not in {x.api_name for x in self._all_tools}]
+        return _Toolbox(self, (*self._all_tools, *extra), policy or self.policy, handoffs)
 
     # ------------------------------------------------------------------ hooks
 
@@ -310,6 +344,22 @@ class Agent(Generic[OutputT]):
 
     async def after_tool(self, ctx: RunContext[Any], outcome: ToolCallOutcome) -> None:
         """Called for each tool call's outcome, in the model's order, after the batch ran."""
+
+    async def on_handoff(self, ctx: RunContext[Any], handoff: HandoffRequest) -> None:
+        """In a graph, called on the agent receiving a transfer, before its first turn.
+
+        ``handoff.payload`` is the validated payload; ``ctx.state`` the run's state, to
+        update from it.
+        """
+
+    async def next_node(self, ctx: RunContext[Any], result: RunResult[Any]) -> str | None:
+        """In a graph, the node to go to after this agent answered (``None``: the answer is
+        the run's output).
+
+        Override it to decide in code; the default follows the graph's transition edges
+        (the first whose condition holds).
+        """
+        return None
 
     # ------------------------------------------------------------------ running
 
@@ -359,7 +409,13 @@ class Agent(Generic[OutputT]):
             ctx: RunContext[Any] = RunContext(deps, agent=self.name)
         else:
             ctx = replace(context, agent=self.name, deps=deps if deps is not None else context.deps)
-        run = _Run(self, ctx, list(history), new, self._view(allowed), on_event)
+        guards = RunGuards(Limits(max_steps=1_000_000), self.loop_policy)
+        if self._own_toolbox is None:
+            # Built on the first run on its own: an agent that can only answer by a transfer
+            # is fine in a graph, and only an error when run alone.
+            self._own_toolbox = _Toolbox(self, self._all_tools, self.policy, ())
+        view = self._own_toolbox.view(allowed)
+        run = _Run(self, ctx, list(history) + new, len(history), view, guards, on_event)
         return cast("RunResult[OutputT]", await run.execute())
 
     def run_sync(
@@ -399,6 +455,21 @@ class Agent(Generic[OutputT]):
         )
         return anyio.run(call, backend=backend)
 
+    async def _run_node(
+        self,
+        *,
+        ctx: RunContext[Any],
+        transcript: list[Message],
+        first_new: int,
+        view: _ToolView,
+        guards: RunGuards,
+        on_event: Callable[[AgentEvent], None] | None,
+    ) -> RunResult[Any]:
+        """One visit of a graph node: the loop on the run's shared transcript."""
+        run = _Run(self, ctx, transcript, first_new, view, guards, on_event)
+        run.final_event = False
+        return await run.execute()
+
     def __repr__(self) -> str:
         tools = list(self.toolset.names)
         return f"<{type(self).__name__} {self.name!r} model={self.model!r} tools={tools}>"
@@ -415,25 +486,63 @@ class Agent(Generic[OutputT]):
             value = await value
         return value
 
-    def _view(self, allowed: Collection[str] | None) -> _ToolView:
+
+class _Toolbox:
+    """An agent's tools as one run sees them: the tools, exits, handoffs, policy, executor."""
+
+    def __init__(
+        self,
+        agent: Agent[Any],
+        tools: tuple[Tool, ...],
+        policy: ToolChoicePolicy,
+        handoffs: Sequence[Handoff],
+    ) -> None:
+        self.agent = agent
+        self.policy = policy
+        self.handoffs: dict[str, Handoff] = {h.tool_name: h for h in handoffs}
+        transfer = [h.tool() for h in handoffs]
+        taken = {t.api_name for t in tools}
+        clash = sorted(taken & set(self.handoffs))
+        if clash:
+            raise ConfigurationError(
+                f"agent {agent.name!r}: tools named like transfer tools: {', '.join(clash)}; "
+                "rename them or give the handoffs another tool_name"
+            )
+        self.tools: tuple[Tool, ...] = (*tools, *transfer)
+        self.exits = agent._exits | frozenset(self.handoffs)
+        names = {t.api_name for t in self.tools}
+        problems = policy.problems(names, self.exits)
+        if problems:
+            raise ConfigurationError(
+                f"agent {agent.name!r} cannot run with this policy and these tools:\n"
+                + "\n".join(f"  - {p}" for p in problems)
+            )
+        self.executor = Executor(
+            self.tools, policy=agent.error_policy, max_concurrency=agent.max_concurrency
+        )
+        self._views: dict[frozenset[str] | None, _ToolView] = {}
+
+    def view(self, allowed: Collection[str] | None) -> _ToolView:
+        """The tools sent and allowed when the run is restricted to ``allowed``."""
         key = frozenset(allowed) if allowed is not None else None
         view = self._views.get(key)
         if view is None:
+            agent = self.agent
             if key is not None:
-                known = {t.api_name for t in self._all_tools}
+                known = {t.api_name for t in self.tools}
                 unknown = key - known
                 if unknown:
                     raise ValueError(
-                        f"allowed names tools agent {self.name!r} does not have: "
+                        f"allowed names tools agent {agent.name!r} does not have: "
                         f"{', '.join(sorted(unknown))}"
                     )
             view = _ToolView(self, key)
             if key is not None:
-                problems = self.policy.problems(view.allowed, self._exits & view.allowed)
+                problems = self.policy.problems(view.allowed, self.exits & view.allowed)
                 if problems:
                     shown = ", ".join(sorted(key)) or "nothing"
                     raise ConfigurationError(
-                        f"agent {self.name!r} cannot run with allowed={{{shown}}}:\n"
+                        f"agent {agent.name!r} cannot run with allowed={{{shown}}}:\n"
                         + "\n".join(f"  - {p}" for p in problems)
                     )
             self._views[key] = view
@@ -443,13 +552,17 @@ class Agent(Generic[OutputT]):
 class _ToolView:
     """What one allowed set means for requests: the tools sent and how they are restricted."""
 
-    __slots__ = ("allowed", "allowed_tools", "sent")
+    __slots__ = ("allowed", "allowed_tools", "box", "sent")
 
-    def __init__(self, agent: Agent[Any], allowed: frozenset[str] | None) -> None:
-        tools = agent._all_tools
+    def __init__(self, box: _Toolbox, allowed: frozenset[str] | None) -> None:
+        agent = box.agent
+        tools = box.tools
         spec = agent.output_spec
-        if allowed is not None and spec is not None and agent.output_mode == "tool":
-            allowed = allowed | {spec.tool.api_name}  # the output tool is always allowed
+        self.box = box
+        if allowed is not None:
+            allowed = allowed | frozenset(box.handoffs)  # transfers are always allowed
+            if spec is not None and agent.output_mode == "tool":
+                allowed = allowed | {spec.tool.api_name}  # so is the output tool
         names = tuple(t.api_name for t in tools if allowed is None or t.api_name in allowed)
         self.allowed: frozenset[str] = frozenset(names)
         if allowed is None or len(names) == len(tools):
@@ -467,28 +580,34 @@ class _ToolView:
 
 
 class _Run:
-    """The state of one run of one agent."""
+    """The state of one run of one agent (one visit of a graph node)."""
 
     def __init__(
         self,
         agent: Agent[Any],
         ctx: RunContext[Any],
-        history: list[Message],
-        new: list[Message],
+        transcript: list[Message],
+        first_new: int,
         view: _ToolView,
+        guards: RunGuards,
         on_event: Callable[[AgentEvent], None] | None,
     ) -> None:
         self.agent = agent
         self.model = cast("Model", agent.model)
         self.ctx = ctx
-        self.transcript: list[Message] = history + new
-        self.first_new = len(history)
+        self.transcript = transcript  # shared with the caller: a graph run's one transcript
+        self.first_new = first_new
         self.view = view
+        self.box = view.box
+        self.guards = guards
         self.emit = on_event
         self.usage = Usage()
         self.turns: list[TurnRecord] = []
         self.budget = ErrorBudget()
         self.started = _perf()
+        self.handoff: HandoffRequest | None = None
+        self.restrict_next = False
+        self.final_event = True  # a graph run reports its own final output
         self.log = _log.bind(run_id=ctx.run_id, agent=agent.name)
         if ctx.intent is not None:
             self.log = self.log.bind(intent=ctx.intent)
@@ -517,14 +636,18 @@ class _Run:
         retries_left = agent.output_retries
         for turn in range(1, max_turns + 1):
             ctx = replace(self.ctx, turn=turn)
-            choice = agent.policy.choice(turn)
+            choice = self.box.policy.choice(turn)
             notes: list[str] = []
             graceful = agent.on_max_turns == "final_answer"
             capped = turn == max_turns and graceful and turn > 1
+            advice = self.guards.before_model(agent.name)
+            restrict, self.restrict_next = self.restrict_next or advice.restrict, False
             # Turns after this one on which tools may still be called.
             left = max_turns - turn - (1 if graceful and max_turns > 1 else 0)
-            if capped:
+            if capped or restrict:
                 choice = self._final_choice()
+            notes.extend(advice.notes)  # before the cap's note, which must come last
+            if capped:
                 notes.append(self._final_note())
             elif agent.budget_note_turns and 0 <= left < agent.budget_note_turns:
                 notes.append(
@@ -560,6 +683,7 @@ class _Run:
             model_seconds = _perf() - model_start
             response = await agent.after_model(ctx, response) or response
             self.usage = self.usage + response.usage
+            self.guards.after_model(response.usage)
             message = response.message
             if message.agent != agent.name:
                 message = message.model_copy(update={"agent": agent.name})
@@ -578,7 +702,9 @@ class _Run:
                     self._record(
                         turn, request, response, outcomes, notes, model_seconds, tool_seconds
                     )
-                stop = next((o for o in outcomes if o.ok and o.called_as in agent._exits), None)
+                if self.handoff is not None:
+                    return self._finish(None, "handoff", turn)
+                stop = next((o for o in outcomes if o.ok and o.called_as in self.box.exits), None)
                 if stop is not None:
                     output: Any = stop.content  # what the model would have read
                     if agent.output_spec is not None and self._is_output_tool(stop):
@@ -588,6 +714,7 @@ class _Run:
                     raise MaxTurnsExceeded(
                         agent.name,
                         max_turns,
+                        path=self.guards.path,
                         hint=(
                             "the last turn asked for an answer without tools and the model "
                             "called tools anyway (or max_turns is 1)"
@@ -668,25 +795,80 @@ class _Run:
         name = agent.name
         on_started = None if emit is None else (lambda c: emit(ToolCallStarted(name, turn, c)))
         on_finished = None if emit is None else (lambda o: emit(ToolCallFinished(name, turn, o)))
+        finished: dict[str, ToolCallOutcome] = {}
+
+        def record(outcome: ToolCallOutcome) -> None:
+            finished[outcome.tool_call_id] = outcome
+            if on_finished is not None:
+                on_finished(outcome)
+
         try:
-            outcomes = await agent._executor.execute(
+            outcomes = await self.box.executor.execute(
                 calls,
                 allowed=allowed,
                 context=ctx,
                 budget=self.budget,
                 on_started=on_started,
-                on_finished=on_finished,
+                on_finished=record,
             )
+        except anyio.get_cancelled_exc_class():
+            # The run is being cancelled: answer every call of the batch (what finished, and
+            # "cancelled" for the rest), so the transcript can be kept and continued.
+            for call in calls:
+                done = finished.get(call.id)
+                self.transcript.append(
+                    done.to_message()
+                    if done is not None
+                    else ToolMessage(
+                        tool_call_id=call.id,
+                        content='{"error": "cancelled", "message": "the run was cancelled"}',
+                        name=call.name,
+                        is_error=True,
+                    )
+                )
+            raise
         except ToolCallFailed as exc:
             # The results of the whole batch are recorded before the error leaves the run, so
             # the transcript stays complete (every call answered) and can be continued.
             self.transcript.extend(o.to_message() for o in exc.outcomes)
             raise
+        if self.box.handoffs:
+            outcomes = self._take_handoff(outcomes)
         self.transcript.extend(o.to_message() for o in outcomes)
+        handoffs = self.box.handoffs
+        self.guards.after_tools(name, [o for o in outcomes if o.called_as not in handoffs], calls)
         if type(agent).after_tool is not Agent.after_tool:
             for outcome in outcomes:
                 await agent.after_tool(ctx, outcome)
         return outcomes
+
+    def _take_handoff(self, outcomes: list[ToolCallOutcome]) -> list[ToolCallOutcome]:
+        """Take the first successful transfer of a batch, if the guards allow it; the results
+        of the other transfers say they were not taken, so the transcript tells the truth."""
+        handoffs = self.box.handoffs
+        out = []
+        for outcome in outcomes:
+            spec = handoffs.get(outcome.called_as) if outcome.ok else None
+            if spec is None:
+                out.append(outcome)
+                continue
+            if self.handoff is not None:
+                note = f"Not transferred: this turn already transfers to {self.handoff.target}."
+                out.append(replace(outcome, content=note))
+                continue
+            refusal = self.guards.check_handoff(self.agent.name, spec.target)
+            if refusal is not None:
+                self.restrict_next = True
+                out.append(replace(outcome, content=refusal))
+                continue
+            payload = None
+            if spec.payload is not None and outcome.arguments is not None:
+                payload = spec.payload.model_validate(outcome.arguments)
+            self.handoff = HandoffRequest(
+                self.agent.name, spec.target, payload, outcome.tool_call_id
+            )
+            out.append(outcome)
+        return out
 
     def _check_final(self, message: AssistantMessage) -> tuple[str | None, Any]:
         """``(None, output)`` for a valid final answer, else ``(correction, failure)``."""
@@ -758,7 +940,7 @@ class _Run:
 
     def _finish(self, output: Any, reason: StopReason, turn: int) -> RunResult[Any]:
         agent = self.agent
-        if self.emit is not None:
+        if self.emit is not None and self.final_event and reason != "handoff":
             self.emit(FinalOutput(agent.name, turn, output))
         duration = _perf() - self.started
         self.log.info(
@@ -781,6 +963,7 @@ class _Run:
             run_id=self.ctx.run_id,
             stop_reason=reason,
             duration=duration,
+            handoff=self.handoff,
         )
 
 

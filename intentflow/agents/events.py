@@ -7,7 +7,7 @@ model's output as it arrives (`ModelDelta`); a non-streaming one reports the who
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from intentflow.messages import ToolCall
 from intentflow.models.base import (
@@ -19,12 +19,20 @@ from intentflow.models.base import (
 )
 from intentflow.toolsets.outcomes import ToolCallOutcome
 
+if TYPE_CHECKING:
+    from intentflow.router.decision import RouteDecision
+
 __all__ = [
     "AgentEvent",
     "FinalOutput",
+    "GraphEvent",
+    "GuardNotice",
+    "HandoffTaken",
     "ModelDelta",
     "ModelRequested",
     "ModelResponded",
+    "NodeStarted",
+    "RouteDecided",
     "ToolCallFinished",
     "ToolCallStarted",
 ]
@@ -84,7 +92,66 @@ class FinalOutput:
     output: Any
 
 
+@dataclass(frozen=True, slots=True)
+class RouteDecided:
+    """The router decided where a message goes (the first event of a routed run)."""
+
+    decision: RouteDecision
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStarted:
+    """The run entered a node of the graph.
+
+    Attributes:
+        agent: The node.
+        via: How: ``"entry"`` (the intent's entry point), ``"handoff"`` (the model
+            transferred), or ``"transition"`` (the code moved on).
+        source: The node it came from (``None`` for the entry).
+    """
+
+    agent: str
+    via: Literal["entry", "handoff", "transition"]
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffTaken:
+    """The model transferred the conversation to another agent.
+
+    Attributes:
+        agent: The agent that transferred.
+        target: The agent it transferred to.
+        payload: The handoff's validated payload, if it has one.
+    """
+
+    agent: str
+    target: str
+    payload: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuardNotice:
+    """A guard acted: a loop note or restriction, a refused transfer, the step cap's last
+    call, or a stop (the run then raises the typed error after this event).
+
+    Attributes:
+        agent: The node that was acting.
+        guard: Which guard (``"loop"``, ``"max_steps"``, ``"max_visits"``, ``"cycle_cap"``,
+            ``"token_budget"``).
+        detail: What happened, in words.
+    """
+
+    agent: str
+    guard: str
+    detail: str
+
+
 AgentEvent: TypeAlias = (
     ModelRequested | ModelDelta | ModelResponded | ToolCallStarted | ToolCallFinished | FinalOutput
 )
 """Any event of an agent run."""
+
+GraphEvent: TypeAlias = AgentEvent | RouteDecided | NodeStarted | HandoffTaken | GuardNotice
+"""Any event of a graph run (`Runner.stream`): the agent events of each node, plus routing,
+node entries, handoffs and guard notices. The final output of the run is one `FinalOutput`."""

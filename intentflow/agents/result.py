@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
+from intentflow.agents.handoff import HandoffRequest
 from intentflow.messages import Message, Usage
 from intentflow.models.base import FinishReason, ToolChoice
 from intentflow.toolsets.outcomes import ToolCallOutcome
@@ -13,9 +14,10 @@ __all__ = ["RunResult", "StopReason", "TurnRecord"]
 
 OutputT = TypeVar("OutputT", covariant=True)
 
-StopReason = Literal["final_answer", "stop_tool", "max_turns"]
-"""Why a run ended: the model answered; a tool that ends the run succeeded; or the turn cap
-was reached and the model gave its answer on a last turn without tools."""
+StopReason = Literal["final_answer", "stop_tool", "max_turns", "handoff"]
+"""Why a run ended: the model answered; a tool that ends the run succeeded; the turn cap
+was reached and the model gave its answer on a last turn without tools; or (one node of a
+graph run) the model transferred the conversation to another agent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class RunResult(Generic[OutputT]):
         run_id: The run's id (also bound into its log events).
         stop_reason: Why the run ended.
         duration: Seconds from start to finish.
+        handoff: The transfer that ended the run, when ``stop_reason`` is ``"handoff"``.
     """
 
     output: OutputT
@@ -71,3 +74,4 @@ class RunResult(Generic[OutputT]):
     run_id: str
     stop_reason: StopReason
     duration: float
+    handoff: HandoffRequest | None = None

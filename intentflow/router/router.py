@@ -14,12 +14,15 @@ One decision, in order:
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
+import anyio
+import anyio.to_thread
 import structlog
 
 from intentflow._logging import debug_enabled
@@ -131,16 +134,17 @@ class Router:
             self.stages = (Stage(classifier),)
         else:
             # A bare classifier in a cascade is a stage that accepts any answer it gives.
-            for i, stage in enumerate(classifier):
-                if isinstance(stage, Classifier) and not isinstance(stage, Stage):
-                    stage = Stage(stage)
-                if not isinstance(stage, Stage):
+            entries: list[object] = list(classifier)  # checked: callers are often untyped
+            for i, entry in enumerate(entries):
+                if isinstance(entry, Stage):
+                    self.stages += (entry,)
+                elif isinstance(entry, Classifier):
+                    self.stages += (Stage(entry),)
+                else:
                     problems.append(
-                        f"stage {i} is a {type(stage).__name__}, not a Stage or a classifier "
+                        f"stage {i} is a {type(entry).__name__}, not a Stage or a classifier "
                         "(an object with a name and an async classify(text) method)"
                     )
-                    continue
-                self.stages += (stage,)
             if not self.stages and not problems:
                 problems.append("a router needs a classifier")
         if problems:
@@ -153,6 +157,9 @@ class Router:
         self.rules = tuple(rules)
         self.sticky_margin = sticky_margin
         self.fit_report: FitReport | None = None
+        # Trainable classifiers given unfitted learn the intents' examples on the first route.
+        self._unfitted = [s.classifier for s in self.stages if _unfitted(s.classifier)]
+        self._fitting = anyio.Lock()
 
     async def fit(
         self,
@@ -271,6 +278,8 @@ class Router:
             text: The user's message.
             current: The conversation's current intent, for sticky routing.
         """
+        if self._unfitted:
+            await self._fit_from_intents()
         start = _perf()
         matched = match_rules(self.rules, text) if self.rules else None
         if matched is not None and matched.override is not None:
@@ -379,6 +388,23 @@ class Router:
             )
         )
 
+    async def _fit_from_intents(self) -> None:
+        async with self._fitting:
+            texts = [t for i in self.intents.values() for t in i.examples]
+            labels: list[str | None] = [i.name for i in self.intents.values() for _ in i.examples]
+            while self._unfitted:
+                classifier = self._unfitted[0]
+                if _unfitted(classifier) and len(set(labels)) >= 2:
+                    fit = classifier.fit  # type: ignore[attr-defined]
+                    if inspect.iscoroutinefunction(fit):
+                        await fit(texts, labels)
+                    else:
+                        await anyio.to_thread.run_sync(fit, texts, labels)
+                    _log.info(
+                        "router.fitted_from_intents", classifier=classifier.name, n=len(texts)
+                    )
+                self._unfitted.pop(0)
+
     def _clean(self, prediction: Prediction, vetoed: frozenset[str]) -> Prediction:
         """Drop vetoed and unknown intents from a prediction, and re-rank what is left."""
         label = prediction.label
@@ -406,3 +432,8 @@ class Router:
                 latency_us=round(decision.latency * 1e6, 1),
             )
         return decision
+
+
+def _unfitted(classifier: object) -> bool:
+    """A classifier with a ``fit`` method that has learnt no labels yet."""
+    return callable(getattr(classifier, "fit", None)) and getattr(classifier, "labels", None) == ()

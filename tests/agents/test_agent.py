@@ -402,7 +402,9 @@ async def test_cap_with_final_answer_makes_the_last_turn_tool_free(
         return Reply.call("get_weather", {"city": "Paris", "unit": None})
 
     async with FakeOpenAIServer(script) as srv:
-        agent = Agent(model=wire_model(srv), tools=tools, max_turns=3)
+        agent = Agent(
+            model=wire_model(srv), tools=tools, max_turns=3, loop_policy=None
+        )  # the cap alone
         result = await agent.run("Weather?")
         bodies = sent(srv)
 
@@ -442,7 +444,7 @@ async def test_cap_with_raise_carries_a_complete_transcript() -> None:
 async def test_budget_notes_on_the_last_turns() -> None:
     tools, _ = make_tools()
     model = ScriptedModel(weather_forever)
-    agent = Agent(model=model, tools=tools, max_turns=4, budget_note_turns=2)
+    agent = Agent(model=model, tools=tools, max_turns=4, budget_note_turns=2, loop_policy=None)
     result = await agent.run("Weather?")
 
     # Turn 4 is the tool-free final answer, so turns 1-3 are the ones that can call tools.

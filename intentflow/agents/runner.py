@@ -1,0 +1,548 @@
+"""`Runner`: route a message, then run the agent graph from the intent's entry.
+
+One run: the router decides the intent (sticky to the conversation's current intent when
+asked); the graph starts at the intent's entry node, where the intent's toolset and
+tool_choice policy apply; each node runs the function-calling loop on the run's one
+transcript; a transfer call moves to another node (its ``on_handoff`` hook sees the
+payload), an answer either ends the run or, through the node's ``next_node`` or the graph's
+transition edges, moves on. `RunGuards` watch the whole run.
+
+The result (`GraphResult`) has the route decision, the output, the transcript, the node
+path, usage (total and per node) and timings. A run that fails raises a typed `RunError`
+carrying the whole transcript so far, the run's usage and the node path.
+
+**Cancellation** (a client disconnect): cancel the scope the run is awaited in. Running
+tools are cancelled; every tool call of the interrupted turn still gets a result in the
+transcript (its own, or "cancelled"), so `GraphRun.transcript` is complete and can be kept
+or continued. Start the run with `Runner.start` to hold the `GraphRun` whose transcript
+survives the cancellation.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any, Generic, Literal, TypeVar
+
+import anyio
+import structlog
+
+from intentflow.agents.agent import Agent, _ToolView
+from intentflow.agents.events import (
+    FinalOutput,
+    GraphEvent,
+    GuardNotice,
+    HandoffTaken,
+    NodeStarted,
+    RouteDecided,
+)
+from intentflow.agents.graph import AgentGraph
+from intentflow.agents.guards import Limits, RunGuards
+from intentflow.agents.loops import LoopPolicy
+from intentflow.agents.result import RunResult
+from intentflow.context import RunContext
+from intentflow.errors import ConfigurationError, InvalidTransition, RunError
+from intentflow.messages import Message, Usage, UserMessage
+from intentflow.router.decision import RouteDecision
+from intentflow.router.intent import Intent
+from intentflow.router.router import Router
+
+__all__ = ["EventStream", "GraphResult", "GraphRun", "Runner"]
+
+OutputT = TypeVar("OutputT")
+GraphStop = Literal["final_answer", "stop_tool", "max_turns", "no_intent"]
+
+_log = structlog.get_logger("intentflow.runner")
+_perf = time.perf_counter
+
+
+@dataclass(frozen=True, slots=True)
+class GraphResult(Generic[OutputT]):
+    """What a routed graph run produced.
+
+    Attributes:
+        output: The final output (``None`` when no intent was chosen: ``stop_reason``
+            ``"no_intent"``; the caller handles out-of-scope messages).
+        decision: The router's decision (``None`` without a router).
+        intent: The intent the run served.
+        transcript: The whole conversation: the history, then every message of the run.
+        new_messages: The messages this run added.
+        path: The nodes the run went through, in order (a node visited twice appears twice).
+        agent: The node that produced the output.
+        usage: What the run consumed.
+        usage_by_node: The same, per node.
+        steps: One `RunResult` per node visit, in order.
+        stop_reason: Why the run ended.
+        guards: The guards that acted during the run (loop notes, refused transfers, ...).
+        state: The run's state, as the nodes left it.
+        run_id: The run's id (bound into its log events).
+        duration: Seconds from start to finish.
+        route_seconds: Of which, routing.
+    """
+
+    output: OutputT
+    decision: RouteDecision | None
+    intent: str | None
+    transcript: tuple[Message, ...]
+    new_messages: tuple[Message, ...]
+    path: tuple[str, ...]
+    agent: str | None
+    usage: Usage
+    usage_by_node: dict[str, Usage]
+    steps: tuple[RunResult[Any], ...]
+    stop_reason: GraphStop
+    guards: tuple[str, ...]
+    state: Any
+    run_id: str
+    duration: float
+    route_seconds: float
+
+
+class Runner:
+    """Routes messages and runs the agent graph; the object an application embeds.
+
+    Examples:
+        >>> from intentflow.agents import Agent
+        >>> from intentflow.router import Intent, Router, Rule, LexicalClassifier
+        >>> from intentflow.testing import Reply, ScriptedModel
+        >>> model = ScriptedModel([Reply.call("transfer_to_billing", {}), Reply.text("Refunded.")])
+        >>> graph = AgentGraph([Agent(name="triage", model=model, handoffs=["billing"]),
+        ...                     Agent(name="billing", model=model)])
+        >>> router = Router([Intent("refund", examples=["refund please"], entry="triage"),
+        ...                  Intent("chat", examples=["hello"], entry="triage")],
+        ...                 LexicalClassifier())
+        >>> result = Runner(router, graph).run_sync("I want a refund")
+        >>> result.output, result.path
+        ('Refunded.', ('triage', 'billing'))
+
+    Args:
+        router: Decides each message's intent; ``None`` runs every message from ``entry``.
+        graph: The agent graph; validated here, with the intents' entries as entry points.
+        entry: The node for messages without an intent (no router, the router abstained
+            with no fallback, or an intent without an entry); ``None`` returns a
+            ``"no_intent"`` result for the caller to handle instead.
+        limits: The run-wide limits (default: the graph's).
+        loop_policy: The loop detector's policy for runs (``None``: off).
+
+    Raises:
+        ConfigurationError: Listing every problem: the graph's, intents whose entry is not
+            a node, and intents whose toolset and policy cannot work at their entry.
+    """
+
+    def __init__(
+        self,
+        router: Router | None,
+        graph: AgentGraph,
+        *,
+        entry: str | None = None,
+        limits: Limits | None = None,
+        loop_policy: LoopPolicy | None = LoopPolicy(),  # noqa: B008 - frozen, shared safely
+    ) -> None:
+        self.router = router
+        self.graph = graph
+        self.entry = entry
+        self.limits = limits or graph.limits
+        self.loop_policy = loop_policy
+        intents = list(router.intents.values()) if router is not None else []
+        entries = [i.entry for i in intents if i.entry is not None]
+        if entry is not None:
+            entries.append(entry)
+        if not entries:
+            raise ConfigurationError(
+                "the runner has no entry point: give intents an entry, or pass entry=..."
+            )
+        problems = graph.problems(entries)
+        self._views: dict[tuple[str, str | None], _ToolView] = {}
+        nodes = set(graph.nodes)
+        for intent in intents:
+            if intent.entry is not None and intent.entry in nodes:
+                try:
+                    self._view(intent.entry, intent)
+                except (ConfigurationError, ValueError) as exc:
+                    problems.append(f"intent {intent.name!r} at {intent.entry!r}: {exc}")
+        if problems:
+            raise ConfigurationError(
+                "the runner cannot be built:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+        self._visit_caps = graph.visit_caps()
+
+    def _view(self, node: str, intent: Intent | None) -> _ToolView:
+        """The tools node ``node`` sees: its own plus transfers, or at an intent's entry the
+        intent's toolset and policy (an intent that leaves tool_choice at ``"auto"`` and has no
+        toolset keeps the agent's own)."""
+        entry_intent = intent if intent is not None and intent.entry == node else None
+        key = (node, entry_intent.name if entry_intent is not None else None)
+        view = self._views.get(key)
+        if view is None:
+            agent = self.graph.agent(node)
+            handoffs = self.graph.handoffs(node)
+            if entry_intent is None or (
+                entry_intent.toolset is None and entry_intent.tool_choice == "auto"
+            ):
+                box = agent.toolbox(handoffs=handoffs)
+                view = box.view(None)
+            else:
+                tools = list(entry_intent.toolset) if entry_intent.toolset is not None else []
+                box = agent.toolbox(tools=tools, policy=entry_intent.policy, handoffs=handoffs)
+                allowed = [t.api_name for t in tools] if entry_intent.toolset is not None else None
+                view = box.view(allowed)
+            self._views[key] = view
+        return view
+
+    # ------------------------------------------------------------------ running
+
+    def start(
+        self,
+        message: str | Message,
+        *,
+        history: Sequence[Message] = (),
+        deps: Any = None,
+        state: Any = None,
+        current_intent: str | None = None,
+        run_id: str | None = None,
+    ) -> GraphRun:
+        """A run, not yet started: ``await run.execute()`` runs it; its ``transcript``,
+        ``path`` and ``usage`` can be read while it runs and after it is cancelled."""
+        return GraphRun(self, message, history, deps, state, current_intent, run_id)
+
+    async def run(
+        self,
+        message: str | Message,
+        *,
+        history: Sequence[Message] = (),
+        deps: Any = None,
+        state: Any = None,
+        current_intent: str | None = None,
+        run_id: str | None = None,
+        on_event: Callable[[GraphEvent], None] | None = None,
+    ) -> GraphResult[Any]:
+        """Route ``message`` and run the graph (see the module notes).
+
+        Args:
+            message: The user's message.
+            history: The conversation so far (a previous result's ``transcript``).
+            deps: The application's dependencies, for tools and hooks (``ctx.deps``).
+            state: The run's state (an instance of the graph's ``state_type``); a fresh one
+                when ``None`` and the graph has a state type.
+            current_intent: The conversation's current intent, for sticky routing.
+            run_id: The run's id (a new one by default).
+            on_event: Called synchronously with each `GraphEvent`; it must not block.
+
+        Raises:
+            RunError: A typed error (`GuardTripped`, `ModelError`, ...) carrying the
+                transcript so far, the run's usage and the node path.
+        """
+        graph_run = self.start(
+            message,
+            history=history,
+            deps=deps,
+            state=state,
+            current_intent=current_intent,
+            run_id=run_id,
+        )
+        return await graph_run.execute(on_event)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        message: str | Message,
+        *,
+        history: Sequence[Message] = (),
+        deps: Any = None,
+        state: Any = None,
+        current_intent: str | None = None,
+        run_id: str | None = None,
+    ) -> AsyncIterator[EventStream]:
+        """Run in the background and iterate over its events as they happen::
+
+            async with runner.stream("Where is my order?") as events:
+                async for event in events:
+                    ...
+            result = events.result
+
+        Leaving the block early cancels the run cleanly (the partial transcript stays on
+        ``events.run``). A run that fails raises its typed error from the iteration, after
+        the events that led to it.
+        """
+        graph_run = self.start(
+            message,
+            history=history,
+            deps=deps,
+            state=state,
+            current_intent=current_intent,
+            run_id=run_id,
+        )
+        send, receive = anyio.create_memory_object_stream[GraphEvent](math.inf)
+        events = EventStream(graph_run, receive)
+
+        async def produce() -> None:
+            with send:
+                try:
+                    events.result = await graph_run.execute(send.send_nowait)
+                except RunError as exc:  # delivered to the consumer after the events
+                    events.error = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            try:
+                yield events
+            finally:
+                tg.cancel_scope.cancel()
+                receive.close()
+
+    def run_sync(
+        self,
+        message: str | Message,
+        *,
+        history: Sequence[Message] = (),
+        deps: Any = None,
+        state: Any = None,
+        current_intent: str | None = None,
+        backend: str = "asyncio",
+    ) -> GraphResult[Any]:
+        """`run` for scripts without an event loop."""
+        call = functools.partial(
+            self.run,
+            message,
+            history=history,
+            deps=deps,
+            state=state,
+            current_intent=current_intent,
+        )
+        return anyio.run(call, backend=backend)
+
+
+class EventStream:
+    """The events of a streamed run (see `Runner.stream`); iterate with ``async for``.
+
+    Attributes:
+        run: The run (its transcript so far, its path).
+        result: The result, once the run has finished.
+        error: The typed error the run ended with, if it failed.
+    """
+
+    def __init__(self, run: GraphRun, receive: Any) -> None:
+        self.run = run
+        self.result: GraphResult[Any] | None = None
+        self.error: RunError | None = None
+        self._receive = receive
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> GraphEvent:
+        try:
+            event: GraphEvent = await self._receive.receive()
+        except anyio.EndOfStream:
+            if self.error is not None:
+                raise self.error from None
+            raise StopAsyncIteration from None
+        return event
+
+
+class GraphRun:
+    """One run of a `Runner`, whose progress can be read while it runs (see `Runner.start`).
+
+    Attributes:
+        transcript: The run's transcript so far (history included).
+        path: The nodes entered so far.
+        decision: The route decision, once made.
+        usage: The usage so far.
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        message: str | Message,
+        history: Sequence[Message],
+        deps: Any,
+        state: Any,
+        current_intent: str | None,
+        run_id: str | None,
+    ) -> None:
+        self.runner = runner
+        self.message = UserMessage(content=message) if isinstance(message, str) else message
+        self.history = tuple(history)
+        self.transcript: list[Message] = [*history, self.message]
+        graph = runner.graph
+        if state is None and graph.state_type is not None:
+            state = graph.state_type()
+        self.state = state
+        self.current_intent = current_intent
+        self.context: RunContext[Any] = RunContext(deps, state=state)
+        if run_id is not None:
+            self.context = replace(self.context, run_id=run_id)
+        self.decision: RouteDecision | None = None
+        self.usage_by_node: dict[str, Usage] = defaultdict(Usage)
+        self.steps: list[RunResult[Any]] = []
+        self.guards = RunGuards(
+            runner.limits,
+            runner.loop_policy,
+            runner._visit_caps,
+            graph.cycle_caps,
+        )
+        self._started = False
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The nodes entered so far."""
+        return tuple(self.guards.path)
+
+    @property
+    def usage(self) -> Usage:
+        """The run's usage so far."""
+        return self.guards.usage
+
+    async def execute(
+        self, on_event: Callable[[GraphEvent], None] | None = None
+    ) -> GraphResult[Any]:
+        """Run it (once)."""
+        if self._started:
+            raise RuntimeError("a GraphRun runs once; start another with Runner.start")
+        self._started = True
+        started = _perf()
+        runner = self.runner
+        log = _log.bind(run_id=self.context.run_id)
+        node = ""
+
+        def notice(guard: str, detail: str) -> None:
+            log.info("graph.guard", node=node, guard=guard, detail=detail)
+            if on_event is not None:
+                on_event(GuardNotice(node, guard, detail))
+
+        self.guards.on_trip = notice
+        route_seconds = 0.0
+        intent: Intent | None = None
+        if runner.router is not None:
+            route_start = _perf()
+            text = self.message.content if isinstance(self.message.content, str) else ""
+            self.decision = await runner.router.route(text, current=self.current_intent)
+            route_seconds = _perf() - route_start
+            if on_event is not None:
+                on_event(RouteDecided(self.decision))
+            if self.decision.intent is not None:
+                intent = runner.router.intents[self.decision.intent]
+        entry = intent.entry if intent is not None and intent.entry is not None else runner.entry
+        if intent is not None:
+            self.context = replace(self.context, intent=intent.name)
+            log = log.bind(intent=intent.name)
+        if entry is None:
+            log.info("graph.run.no_intent", reason=self.decision.reason if self.decision else "")
+            return self._result(None, None, "no_intent", started, route_seconds)
+
+        node = entry
+        self.guards.enter(node)
+        log.info("graph.run.started", entry=node)
+        if on_event is not None:
+            on_event(NodeStarted(node, "entry"))
+        graph = runner.graph
+        try:
+            while True:
+                agent: Agent[Any] = graph.agent(node)
+                ctx = replace(self.context, agent=node)
+                result = await agent._run_node(
+                    ctx=ctx,
+                    transcript=self.transcript,
+                    first_new=len(self.history),
+                    view=runner._view(node, intent),
+                    guards=self.guards,
+                    on_event=on_event,
+                )
+                self.steps.append(result)
+                self.usage_by_node[node] = self.usage_by_node[node] + result.usage
+                if result.handoff is not None:
+                    handoff = result.handoff
+                    log.info("graph.handoff", source=node, target=handoff.target)
+                    if on_event is not None:
+                        on_event(HandoffTaken(node, handoff.target, handoff.payload))
+                    source, node = node, handoff.target
+                    await graph.agent(node).on_handoff(replace(ctx, agent=node), handoff)
+                    self.guards.enter(node)
+                    if on_event is not None:
+                        on_event(NodeStarted(node, "handoff", source))
+                    continue
+                target = await self._next(agent, ctx, result)
+                if target is None:
+                    break
+                refusal = self.guards.check_handoff(node, target)
+                if refusal is not None:  # a capped transition: this node's answer stands
+                    log.info("graph.transition.refused", source=node, target=target)
+                    break
+                log.info("graph.transition", source=node, target=target)
+                source, node = node, target
+                self.guards.enter(node)
+                if on_event is not None:
+                    on_event(NodeStarted(node, "transition", source))
+        except RunError as exc:
+            exc.transcript = tuple(self.transcript)
+            exc.usage = self.usage
+            exc.path = self.path
+            log.warning(
+                "graph.run.failed", error=type(exc).__name__, message=str(exc), path=self.path
+            )
+            raise
+        last = self.steps[-1]
+        if on_event is not None:
+            on_event(FinalOutput(node, last.turns[-1].turn if last.turns else 0, last.output))
+        stop: GraphStop = "stop_tool" if last.stop_reason == "stop_tool" else (
+            "max_turns" if last.stop_reason == "max_turns" or "max_steps" in self.guards.tripped
+            else "final_answer"
+        )  # fmt: skip
+        result_ = self._result(last.output, node, stop, started, route_seconds)
+        log.info(
+            "graph.run.finished",
+            path=result_.path,
+            stop_reason=stop,
+            requests=result_.usage.requests,
+            prompt_tokens=result_.usage.prompt_tokens,
+            completion_tokens=result_.usage.completion_tokens,
+            seconds=round(result_.duration, 4),
+        )
+        return result_
+
+    async def _next(
+        self, agent: Agent[Any], ctx: RunContext[Any], result: RunResult[Any]
+    ) -> str | None:
+        graph = self.runner.graph
+        if type(agent).next_node is not Agent.next_node:
+            target = await agent.next_node(ctx, result)
+            if target is not None and target not in graph.successors(agent.name):
+                raise InvalidTransition(agent.name, target, graph.successors(agent.name))
+            return target
+        for transition in graph.transitions(agent.name):
+            if await transition.holds(ctx, result):
+                return transition.target
+        return None
+
+    def _result(
+        self,
+        output: Any,
+        node: str | None,
+        stop: GraphStop,
+        started: float,
+        route_seconds: float,
+    ) -> GraphResult[Any]:
+        transcript = tuple(self.transcript)
+        return GraphResult(
+            output=output,
+            decision=self.decision,
+            intent=self.context.intent,
+            transcript=transcript,
+            new_messages=transcript[len(self.history) :],
+            path=self.path,
+            agent=node,
+            usage=self.usage,
+            usage_by_node=dict(self.usage_by_node),
+            steps=tuple(self.steps),
+            stop_reason=stop,
+            guards=tuple(self.guards.tripped),
+            state=self.state,
+            run_id=self.context.run_id,
+            duration=_perf() - started,
+            route_seconds=route_seconds,
+        )
