@@ -607,6 +607,7 @@ class _Run:
         self.started = _perf()
         self.handoff: HandoffRequest | None = None
         self.restrict_next = False
+        self.sent = len(transcript)  # the transcript's length at the last model call
         self.final_event = True  # a graph run reports its own final output
         self.log = _log.bind(run_id=ctx.run_id, agent=agent.name)
         if ctx.intent is not None:
@@ -640,7 +641,11 @@ class _Run:
             notes: list[str] = []
             graceful = agent.on_max_turns == "final_answer"
             capped = turn == max_turns and graceful and turn > 1
-            advice = self.guards.before_model(agent.name)
+            added = self.transcript[self.sent : len(self.transcript)]
+            self.sent = len(self.transcript)
+            advice = self.guards.before_model(
+                agent.name, sum(len(m.model_dump_json()) for m in added) if turn > 1 else 0
+            )
             restrict, self.restrict_next = self.restrict_next or advice.restrict, False
             # Turns after this one on which tools may still be called.
             left = max_turns - turn - (1 if graceful and max_turns > 1 else 0)
@@ -704,7 +709,8 @@ class _Run:
                     )
                 if self.handoff is not None:
                     return self._finish(None, "handoff", turn)
-                stop = next((o for o in outcomes if o.ok and o.called_as in self.box.exits), None)
+                # Transfers are handled above: a refused one is not a stop.
+                stop = next((o for o in outcomes if o.ok and o.called_as in agent._exits), None)
                 if stop is not None:
                     output: Any = stop.content  # what the model would have read
                     if agent.output_spec is not None and self._is_output_tool(stop):

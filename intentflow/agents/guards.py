@@ -18,15 +18,18 @@ and the agent must answer itself on its next turn. With ``on_limit="raise"`` eac
 typed `GuardTripped` (`LoopDetected`, `TokenBudgetExceeded`, ...) carrying the transcript and
 the node path. The token budget is never graceful: a final answer would spend tokens too.
 
-**Token budget.** Before each model call the guard projects the call's cost as at least the
-previous call's prompt (a transcript only grows) and stops the run with
-`TokenBudgetExceeded` when the tokens used plus that projection exceed the budget, so the
-budget is not overrun by the call that would cross it. The first call is never stopped: no
-projection exists before it.
+**Token budget.** Before each model call the guard projects the call's cost: the previous
+prompt, plus the previous answer, plus what was added since (estimated at 3 characters a
+token, more than most text needs), plus an answer as long as the previous one. It stops the
+run with `TokenBudgetExceeded` when the tokens used plus that projection exceed the budget,
+so the call that would cross it is not made. It is an estimate: an answer much longer than the
+previous one can still cross the budget by the difference. The first call is never stopped:
+nothing is known before it.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +128,7 @@ class RunGuards:
     _detector: LoopDetector | None = field(default=None, init=False)
     _pending: LoopVerdict | None = field(default=None, init=False)
     _last_prompt: int = field(default=0, init=False)
+    _last_completion: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if self.loop_policy is not None:
@@ -140,13 +144,21 @@ class RunGuards:
         self.path.append(node)
         self.visits[node] += 1
 
-    def before_model(self, node: str) -> TurnAdvice:
-        """Count a model call; say how to make it. Raises when a limit forbids it."""
+    def before_model(self, node: str, new_chars: int = 0) -> TurnAdvice:
+        """Count a model call; say how to make it. Raises when a limit forbids it.
+
+        Args:
+            node: The node about to call its model.
+            new_chars: The size (characters of JSON) of the messages added to the
+                transcript since the previous model call, for the token budget's projection.
+        """
         limits = self.limits
         budget = limits.token_budget
         if budget is not None and self.steps:
             used = self.usage.total_tokens
-            projected = max(self._last_prompt, 1)
+            # The next prompt repeats the last one, its answer and what was added since (at a
+            # conservative 3 characters a token); the answer costs about what the last did.
+            projected = self._last_prompt + 2 * self._last_completion + math.ceil(new_chars / 3)
             if used + projected > budget:
                 self._trip("token_budget", f"{used} of {budget} tokens used")
                 raise TokenBudgetExceeded(budget, used, projected, path=self.path)
@@ -175,7 +187,8 @@ class RunGuards:
     def after_model(self, usage: Usage) -> None:
         """Add a model call's usage to the run's."""
         self.usage = self.usage + usage
-        self._last_prompt = usage.prompt_tokens + usage.completion_tokens
+        self._last_prompt = usage.prompt_tokens
+        self._last_completion = usage.completion_tokens
 
     def after_tools(
         self, node: str, outcomes: Sequence[ToolCallOutcome], calls: Sequence[ToolCall] = ()

@@ -20,6 +20,7 @@ survives the cancellation.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -280,20 +281,33 @@ class Runner:
         send, receive = anyio.create_memory_object_stream[GraphEvent](math.inf)
         events = EventStream(graph_run, receive)
 
+        def deliver(event: GraphEvent) -> None:
+            # After the consumer has left, the run is being cancelled; its last events (the
+            # cancelled tool calls) have nowhere to go.
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                send.send_nowait(event)
+
         async def produce() -> None:
             with send:
                 try:
-                    events.result = await graph_run.execute(send.send_nowait)
+                    events.result = await graph_run.execute(deliver)
                 except RunError as exc:  # delivered to the consumer after the events
                     events.error = exc
 
+        failure: BaseException | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(produce)
             try:
                 yield events
+            except Exception as exc:
+                # Raised inside the task group it would come out wrapped in an exception
+                # group; the consumer should catch the run's own typed error.
+                failure = exc
             finally:
                 tg.cancel_scope.cancel()
                 receive.close()
+        if failure is not None:
+            raise failure
 
     def run_sync(
         self,
