@@ -40,7 +40,7 @@ from intentflow.agents.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from intentflow.agents.guards import Limits, RunGuards
+from intentflow.agents.guards import Limits, RunGuards, mask_arguments
 from intentflow.agents.handoff import Handoff, HandoffRequest
 from intentflow.agents.loops import LoopPolicy
 from intentflow.agents.output import OutputMode, OutputSpec
@@ -520,7 +520,24 @@ class _Toolbox:
         self.executor = Executor(
             self.tools, policy=agent.error_policy, max_concurrency=agent.max_concurrency
         )
+        self.sensitive = {t.api_name: t for t in self.tools if t.sensitive}
         self._views: dict[frozenset[str] | None, _ToolView] = {}
+
+    def watched(
+        self, outcomes: Sequence[ToolCallOutcome], calls: Sequence[ToolCall]
+    ) -> tuple[list[ToolCallOutcome], list[ToolCall]]:
+        """What the loop detector may see of a turn: no transfers (handoffs are watched on
+        their own), and sensitive arguments masked, since its notes and errors quote calls."""
+        kept = [o for o in outcomes if o.called_as not in self.handoffs]
+        if not self.sensitive:
+            return kept, list(calls)
+        masked = []
+        for outcome in kept:
+            tool = self.sensitive.get(outcome.called_as)
+            if tool is not None and outcome.arguments is not None:
+                outcome = replace(outcome, arguments=mask_arguments(tool, outcome.arguments))
+            masked.append(outcome)
+        return masked, [c for c in calls if c.name not in self.sensitive]
 
     def view(self, allowed: Collection[str] | None) -> _ToolView:
         """The tools sent and allowed when the run is restricted to ``allowed``."""
@@ -841,8 +858,7 @@ class _Run:
         if self.box.handoffs:
             outcomes = self._take_handoff(outcomes)
         self.transcript.extend(o.to_message() for o in outcomes)
-        handoffs = self.box.handoffs
-        self.guards.after_tools(name, [o for o in outcomes if o.called_as not in handoffs], calls)
+        self.guards.after_tools(name, *self.box.watched(outcomes, calls))
         if type(agent).after_tool is not Agent.after_tool:
             for outcome in outcomes:
                 await agent.after_tool(ctx, outcome)

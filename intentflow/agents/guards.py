@@ -29,18 +29,20 @@ nothing is known before it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from intentflow.agents.loops import LoopDetector, LoopPolicy, LoopVerdict
 from intentflow.errors import GuardTripped, TokenBudgetExceeded
 from intentflow.messages import ToolCall, Usage
 from intentflow.toolsets.outcomes import ToolCallOutcome
+from intentflow.toolsets.tool import Tool
 
-__all__ = ["CycleCap", "Limits", "OnLimit", "RunGuards", "TurnAdvice"]
+__all__ = ["CycleCap", "Limits", "OnLimit", "RunGuards", "TurnAdvice", "mask_arguments"]
 
 OnLimit = Literal["final_answer", "raise"]
 """What a tripped cap does: end with a graceful answer, or raise a typed `GuardTripped`."""
@@ -257,3 +259,29 @@ class RunGuards:
         if verdict.action == "stop":
             raise verdict.error(self.path)
         self._pending = verdict
+
+
+def mask_arguments(tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool's arguments with its sensitive values replaced by short digests.
+
+    Equal values still compare equal (so the loop detector still sees a repeated call), but
+    the notes and errors that quote a call never show a sensitive value.
+
+    Examples:
+        >>> from intentflow.toolsets.tool import Tool
+        >>> def login(user: str, password: str) -> str:
+        ...     return "ok"
+        >>> tool = Tool.from_function(login, sensitive=["password"])
+        >>> masked = mask_arguments(tool, {"user": "ada", "password": "hunter2"})
+        >>> masked["user"], masked["password"].startswith("<hidden ")
+        ('ada', True)
+    """
+    hidden = tool.sensitive
+    out: dict[str, Any] = {}
+    for key, value in arguments.items():
+        if hidden is True or (hidden and key in hidden):
+            digest = hashlib.blake2b(repr(value).encode(), digest_size=4).hexdigest()
+            out[key] = f"<hidden {digest}>"
+        else:
+            out[key] = value
+    return out
