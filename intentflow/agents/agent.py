@@ -128,6 +128,7 @@ class AgentOptions(TypedDict, total=False):
     handoffs: Sequence[str | Handoff]
     max_visits: int | None
     loop_policy: LoopPolicy | None
+    can_reroute: bool
 
 
 class Agent(Generic[OutputT]):
@@ -180,6 +181,9 @@ class Agent(Generic[OutputT]):
         max_visits: In a graph, the most times one run may enter this agent (``None``: no
             cap of its own; a cycle through it then needs a cycle cap).
         loop_policy: The loop detector's policy (`LoopPolicy`); ``None`` turns it off.
+        can_reroute: In a routed graph run, give the model a ``request_reroute`` tool to ask
+            for the user's message to be routed again (excluding the current intent) when it
+            does not fit this agent.
     """
 
     name: str = ""
@@ -204,6 +208,7 @@ class Agent(Generic[OutputT]):
     handoffs: Sequence[str | Handoff] = ()
     max_visits: int | None = None
     loop_policy: LoopPolicy | None = LoopPolicy()
+    can_reroute: bool = False
 
     @overload
     def __init__(

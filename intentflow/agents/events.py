@@ -106,12 +106,13 @@ class NodeStarted:
     Attributes:
         agent: The node.
         via: How: ``"entry"`` (the intent's entry point), ``"handoff"`` (the model
-            transferred), or ``"transition"`` (the code moved on).
+            transferred), ``"transition"`` (the code moved on), or ``"reroute"`` (an agent
+            asked for the message to be routed again, and this is the new intent's entry).
         source: The node it came from (``None`` for the entry).
     """
 
     agent: str
-    via: Literal["entry", "handoff", "transition"]
+    via: Literal["entry", "handoff", "transition", "reroute"]
     source: str | None = None
 
 

@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from intentflow.agents.handoff import REROUTE
 from intentflow.agents.loops import LoopDetector, LoopPolicy, LoopVerdict
 from intentflow.errors import GuardTripped, TokenBudgetExceeded
 from intentflow.messages import ToolCall, Usage
@@ -62,17 +63,21 @@ class Limits:
             triage, two specialists with a handful of tool rounds each, with room to spare).
         token_budget: Total tokens (prompt + completion) the run may use; ``None``: no limit.
         on_limit: What a tripped step, visit or cycle cap does (`OnLimit`).
+        max_reroutes: How many times agents may ask for the message to be routed again.
     """
 
     max_steps: int = 40
     token_budget: int | None = None
     on_limit: OnLimit = "final_answer"
+    max_reroutes: int = 2
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, not {self.max_steps}")
         if self.token_budget is not None and self.token_budget < 1:
             raise ValueError(f"token_budget must be positive, not {self.token_budget}")
+        if self.max_reroutes < 0:
+            raise ValueError(f"max_reroutes must be >= 0, not {self.max_reroutes}")
         if self.on_limit not in ("final_answer", "raise"):
             raise ValueError(f"on_limit must be 'final_answer' or 'raise', not {self.on_limit!r}")
 
@@ -122,6 +127,7 @@ class RunGuards:
     cycle_caps: Sequence[CycleCap] = ()
     on_trip: Callable[[str, str], None] | None = None
     steps: int = field(default=0, init=False)
+    reroutes: int = field(default=0, init=False)
     usage: Usage = field(default_factory=Usage, init=False)
     path: list[str] = field(default_factory=list, init=False)
     visits: Counter[str] = field(default_factory=Counter, init=False)
@@ -212,6 +218,14 @@ class RunGuards:
             GuardTripped: A visit or cycle cap, with ``on_limit="raise"``.
             LoopDetected: Handoff ping-pong at the "stop" level of escalation.
         """
+        if target == REROUTE:
+            limit = self.limits.max_reroutes
+            if self.reroutes >= limit:
+                return self._refuse(
+                    "max_reroutes", f"the message was already routed again {limit} times", limit
+                )
+            self.reroutes += 1
+            return None
         if self._detector is not None:
             verdict = self._detector.observe_handoff(source, target)
             if verdict is not None and verdict.action == "restrict":

@@ -14,11 +14,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from intentflow.toolsets.tool import Tool
 
-__all__ = ["Handoff", "HandoffRequest", "NoPayload"]
+__all__ = ["REROUTE", "Handoff", "HandoffRequest", "NoPayload", "RerouteRequest", "reroute_handoff"]
+
+REROUTE = "__reroute__"
+"""The target of the re-route handoff: not a node, but "route the user's message again"."""
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -65,7 +68,7 @@ class Handoff:
     def tool(self) -> Tool:
         """The transfer tool the source agent's model sees."""
         target = self.target
-        message = f"Transferred to {target}."
+        message = "Routing the request again." if target == REROUTE else f"Transferred to {target}."
 
         async def transfer(args: BaseModel) -> str:
             return message
@@ -95,3 +98,24 @@ class HandoffRequest:
     target: str
     payload: Any
     tool_call_id: str
+
+
+class RerouteRequest(BaseModel):
+    """The payload of ``request_reroute``: why the current intent does not fit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(description="Why the user's request is not one you handle.")
+
+
+def reroute_handoff() -> Handoff:
+    """The handoff behind ``request_reroute``, given to agents with ``can_reroute=True``."""
+    return Handoff(
+        REROUTE,
+        description=(
+            "Call this when the user's request is not the kind of request you handle, so it is "
+            "routed again to the right specialist. Say why in `reason`."
+        ),
+        payload=RerouteRequest,
+        tool_name="request_reroute",
+    )

@@ -44,6 +44,7 @@ from intentflow.agents.events import (
 )
 from intentflow.agents.graph import AgentGraph
 from intentflow.agents.guards import Limits, RunGuards
+from intentflow.agents.handoff import REROUTE, reroute_handoff
 from intentflow.agents.loops import LoopPolicy
 from intentflow.agents.result import RunResult
 from intentflow.context import RunContext
@@ -182,6 +183,8 @@ class Runner:
         if view is None:
             agent = self.graph.agent(node)
             handoffs = self.graph.handoffs(node)
+            if agent.can_reroute and self.router is not None:
+                handoffs = (*handoffs, reroute_handoff())
             if entry_intent is None or (
                 entry_intent.toolset is None and entry_intent.tool_choice == "auto"
             ):
@@ -401,6 +404,8 @@ class GraphRun:
             graph.cycle_caps,
         )
         self._started = False
+        self._route_seconds = 0.0
+        self._excluded: set[str] = set()
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -430,13 +435,11 @@ class GraphRun:
                 on_event(GuardNotice(node, guard, detail))
 
         self.guards.on_trip = notice
-        route_seconds = 0.0
         intent: Intent | None = None
         if runner.router is not None:
             route_start = _perf()
-            text = self.message.content if isinstance(self.message.content, str) else ""
-            self.decision = await runner.router.route(text, current=self.current_intent)
-            route_seconds = _perf() - route_start
+            self.decision = await runner.router.route(self._text(), current=self.current_intent)
+            self._route_seconds = _perf() - route_start
             if on_event is not None:
                 on_event(RouteDecided(self.decision))
             if self.decision.intent is not None:
@@ -447,7 +450,7 @@ class GraphRun:
             log = log.bind(intent=intent.name)
         if entry is None:
             log.info("graph.run.no_intent", reason=self.decision.reason if self.decision else "")
-            return self._result(None, None, "no_intent", started, route_seconds)
+            return self._result(None, None, "no_intent", started)
 
         node = entry
         self.guards.enter(node)
@@ -469,6 +472,16 @@ class GraphRun:
                 )
                 self.steps.append(result)
                 self.usage_by_node[node] = self.usage_by_node[node] + result.usage
+                if result.handoff is not None and result.handoff.target == REROUTE:
+                    entry, intent = await self._reroute(node, intent, result, on_event)
+                    log = log.bind(intent=intent.name if intent is not None else None)
+                    if entry is None:
+                        return self._result(None, None, "no_intent", started)
+                    source, node = node, entry
+                    self.guards.enter(node)
+                    if on_event is not None:
+                        on_event(NodeStarted(node, "reroute", source))
+                    continue
                 if result.handoff is not None:
                     handoff = result.handoff
                     log.info("graph.handoff", source=node, target=handoff.target)
@@ -507,7 +520,7 @@ class GraphRun:
             "max_turns" if last.stop_reason == "max_turns" or "max_steps" in self.guards.tripped
             else "final_answer"
         )  # fmt: skip
-        result_ = self._result(last.output, node, stop, started, route_seconds)
+        result_ = self._result(last.output, node, stop, started)
         log.info(
             "graph.run.finished",
             path=result_.path,
@@ -518,6 +531,40 @@ class GraphRun:
             seconds=round(result_.duration, 4),
         )
         return result_
+
+    async def _reroute(
+        self,
+        node: str,
+        intent: Intent | None,
+        result: RunResult[Any],
+        on_event: Callable[[GraphEvent], None] | None,
+    ) -> tuple[str | None, Intent | None]:
+        """Route the user's message again, away from the intents tried so far."""
+        router = self.runner.router
+        assert router is not None  # request_reroute is only offered with a router
+        if intent is not None:
+            self._excluded.add(intent.name)
+        reason = getattr(result.handoff.payload if result.handoff else None, "reason", "")
+        start = _perf()
+        self.decision = await router.route(self._text(), exclude=self._excluded)
+        self._route_seconds += _perf() - start
+        _log.info(
+            "graph.reroute",
+            run_id=self.context.run_id,
+            node=node,
+            reason=reason,
+            intent=self.decision.intent,
+        )
+        if on_event is not None:
+            on_event(RouteDecided(self.decision))
+        new = router.intents[self.decision.intent] if self.decision.intent is not None else None
+        self.context = replace(self.context, intent=new.name if new is not None else None)
+        entry = new.entry if new is not None and new.entry is not None else self.runner.entry
+        return entry, new
+
+    def _text(self) -> str:
+        content = self.message.content
+        return content if isinstance(content, str) else ""
 
     async def _next(
         self, agent: Agent[Any], ctx: RunContext[Any], result: RunResult[Any]
@@ -539,7 +586,6 @@ class GraphRun:
         node: str | None,
         stop: GraphStop,
         started: float,
-        route_seconds: float,
     ) -> GraphResult[Any]:
         transcript = tuple(self.transcript)
         return GraphResult(
@@ -558,5 +604,5 @@ class GraphRun:
             state=self.state,
             run_id=self.context.run_id,
             duration=_perf() - started,
-            route_seconds=route_seconds,
+            route_seconds=self._route_seconds,
         )

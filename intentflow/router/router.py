@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
@@ -29,7 +29,7 @@ from intentflow._logging import debug_enabled
 from intentflow.errors import ConfigurationError
 from intentflow.router.decision import Classifier, Prediction, RouteDecision
 from intentflow.router.intent import Intent
-from intentflow.router.rules import Rule, match_rules
+from intentflow.router.rules import Rule, RuleMatch, match_rules
 
 if TYPE_CHECKING:
     from intentflow.router.data import Example
@@ -271,17 +271,27 @@ class Router:
             )
         return router
 
-    async def route(self, text: str, *, current: str | None = None) -> RouteDecision:
+    async def route(
+        self, text: str, *, current: str | None = None, exclude: Collection[str] = ()
+    ) -> RouteDecision:
         """Decide the intent of ``text``.
 
         Args:
             text: The user's message.
             current: The conversation's current intent, for sticky routing.
+            exclude: Intents this decision must not choose (as if vetoed by a rule): an
+                agent asked to re-route away from them.
         """
         if self._unfitted:
             await self._fit_from_intents()
         start = _perf()
         matched = match_rules(self.rules, text) if self.rules else None
+        if (
+            matched is not None
+            and matched.override is not None
+            and matched.override.intent in exclude
+        ):
+            matched = RuleMatch(None, matched.vetoed, matched.fired)
         if matched is not None and matched.override is not None:
             rule = matched.override
             return self._log(
@@ -297,6 +307,8 @@ class Router:
                 )
             )
         vetoed = matched.vetoed if matched is not None else frozenset()
+        if exclude:
+            vetoed = vetoed | frozenset(exclude)
 
         stages_run: list[str] = []
         decided: Prediction | None = None

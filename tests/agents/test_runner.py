@@ -16,6 +16,8 @@ from intentflow import Toolset
 from intentflow.agents import Agent
 from intentflow.agents.events import (
     GuardNotice,
+    NodeStarted,
+    RouteDecided,
     ToolCallStarted,
 )
 from intentflow.agents.graph import AgentGraph
@@ -549,3 +551,66 @@ def test_run_sync() -> None:
     model = ScriptedModel([Reply.text("hi")])
     result = Runner(None, graph_for(model), entry="triage").run_sync("hello")
     assert result.output == "hi"
+
+
+# --------------------------------------------------------------------------- re-routing
+
+
+class Misrouted:
+    """Routes everything to refund first; excluded, the next best is tech."""
+
+    name = "misrouted"
+
+    async def classify(self, text: str) -> Prediction:
+        return Prediction.from_scores([("refund", 0.6), ("tech", 0.4)])
+
+
+def rerouting(request: ModelRequest) -> Reply:
+    if "request_reroute" in request.tool_names and request.messages[-1].role == "user":
+        return Reply.call("request_reroute", {"reason": "this is a broken device, not money"})
+    if request.tool_choice == "none":
+        return Reply.text("I can only help with refunds.")
+    return Reply.text("Try turning it off and on again.")
+
+
+def reroute_runner(model: ScriptedModel, **limits: Any) -> Runner:
+    router = Router(
+        [
+            Intent("refund", examples=["refund"], entry="billing"),
+            Intent("tech", examples=["broken"], entry="tech"),
+        ],
+        Misrouted(),
+    )
+    graph = AgentGraph(
+        [Agent(name="billing", model=model, can_reroute=True), Agent(name="tech", model=model)],
+        limits=Limits(**limits),
+    )
+    return Runner(router, graph)
+
+
+async def test_an_agent_can_ask_to_reroute_away_from_its_intent() -> None:
+    model = ScriptedModel(rerouting)
+    events: list[Any] = []
+    result = await reroute_runner(model).run("my router is broken", on_event=events.append)
+    assert result.output == "Try turning it off and on again."
+    assert (result.intent, result.path) == ("tech", ("billing", "tech"))
+    assert result.decision is not None and result.decision.intent == "tech"
+    assert [e.decision.intent for e in events if isinstance(e, RouteDecided)] == ["refund", "tech"]
+    assert [(e.agent, e.via) for e in events if isinstance(e, NodeStarted)] == [
+        ("billing", "entry"),
+        ("tech", "reroute"),
+    ]
+    reroute_result = result.transcript[2]
+    assert isinstance(reroute_result, ToolMessage)
+    assert reroute_result.content == "Routing the request again."
+    assert model.requests[0].tool_names == ("request_reroute",)  # offered only with can_reroute
+    assert "request_reroute" not in model.requests[1].tool_names
+
+
+async def test_reroutes_are_capped() -> None:
+    model = ScriptedModel(rerouting)
+    result = await reroute_runner(model, max_reroutes=0).run("my router is broken")
+    assert result.path == ("billing",) and "max_reroutes" in result.guards
+    assert result.output == "I can only help with refunds."
+    refusal = result.transcript[2]
+    assert isinstance(refusal, ToolMessage) and refusal.content.startswith("Not transferred")

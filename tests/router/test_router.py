@@ -238,3 +238,14 @@ def test_rules_reject_bad_patterns_and_empty_keyword_lists() -> None:
         Rule.keywords("x", [" "])
     assert Rule.keywords("x", ["gift card"]).matches("a Gift Card please")
     assert not Rule.keywords("x", ["card"]).matches("cardigan")
+
+
+async def test_exclude_keeps_a_decision_away_from_intents() -> None:
+    r = router(threshold=0.0)
+    decision = await r.route("money back please", exclude={"refund"})
+    assert decision.intent == "order_status"  # the runner-up
+    assert all(name != "refund" for name, _ in decision.scores)
+    with_rule = router(rules=[Rule.keywords("refund", ["money"])], threshold=0.0)
+    assert (await with_rule.route("money back please")).classifier == "rules"
+    excluded = await with_rule.route("money back please", exclude=["refund"])
+    assert excluded.intent == "order_status" and excluded.classifier == "lexical"
