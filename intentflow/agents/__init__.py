@@ -30,7 +30,7 @@ from intentflow.agents.handoff import Handoff, HandoffRequest
 from intentflow.agents.loops import LoopDetector, LoopPolicy, LoopVerdict
 from intentflow.agents.output import OutputMode, OutputSpec
 from intentflow.agents.result import RunResult, StopReason, TurnRecord
-from intentflow.agents.runner import EventStream, GraphResult, GraphRun, Runner
+from intentflow.agents.runner import Conversation, EventStream, GraphResult, GraphRun, Runner
 from intentflow.toolsets.choice import ToolChoicePolicy, auto, forced, none, required, sequence
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "AgentEvent",
     "AgentGraph",
     "AgentOptions",
+    "Conversation",
     "CycleCap",
     "EventStream",
     "FinalOutput",

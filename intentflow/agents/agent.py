@@ -825,9 +825,13 @@ class _Run:
         on_finished = None if emit is None else (lambda o: emit(ToolCallFinished(name, turn, o)))
         finished: dict[str, ToolCallOutcome] = {}
 
+        transfers = self.box.handoffs
+
         def record(outcome: ToolCallOutcome) -> None:
             finished[outcome.tool_call_id] = outcome
-            if on_finished is not None:
+            # A transfer's event waits for the guards' verdict on it (_take_handoff), so the
+            # event and the transcript say the same thing.
+            if on_finished is not None and outcome.called_as not in transfers:
                 on_finished(outcome)
 
         try:
@@ -860,8 +864,12 @@ class _Run:
             # the transcript stays complete (every call answered) and can be continued.
             self.transcript.extend(o.to_message() for o in exc.outcomes)
             raise
-        if self.box.handoffs:
+        if transfers:
             outcomes = self._take_handoff(outcomes)
+            if on_finished is not None:
+                for outcome in outcomes:
+                    if outcome.called_as in transfers:
+                        on_finished(outcome)
         self.transcript.extend(o.to_message() for o in outcomes)
         self.guards.after_tools(name, *self.box.watched(outcomes, calls))
         if type(agent).after_tool is not Agent.after_tool:

@@ -169,7 +169,8 @@ class AgentGraph:
 
     @property
     def nodes(self) -> tuple[str, ...]:
-        """The agents' names, in the order they were added."""
+        """The agents' names (nodes named by an edge before their agent was added come in the
+        order the edges named them)."""
         return tuple(n for n, d in self.graph.nodes(data=True) if "agent" in d)
 
     def successors(self, name: str) -> list[str]:
@@ -297,7 +298,8 @@ class AgentGraph:
             if intent.entry is None:
                 continue
             iid = _mermaid_id(f"intent_{intent.name}")
-            tools = f"<br/>{len(intent.tool_names)} tools" if intent.tool_names else ""
+            n = len(intent.tool_names)
+            tools = f"<br/>{n} tool{'s' * (n != 1)}" if n else ""
             lines.append(
                 f'  {iid}(["intent: {_label(intent.name)}{tools}<br/>'
                 f'tool_choice {_label(str(intent.policy))}"]) -.-> '

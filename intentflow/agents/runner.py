@@ -54,7 +54,7 @@ from intentflow.router.decision import RouteDecision
 from intentflow.router.intent import Intent
 from intentflow.router.router import Router
 
-__all__ = ["EventStream", "GraphResult", "GraphRun", "Runner"]
+__all__ = ["Conversation", "EventStream", "GraphResult", "GraphRun", "Runner"]
 
 OutputT = TypeVar("OutputT")
 GraphStop = Literal["final_answer", "stop_tool", "max_turns", "no_intent"]
@@ -312,6 +312,12 @@ class Runner:
         if failure is not None:
             raise failure
 
+    def conversation(
+        self, *, deps: Any = None, state: Any = None, history: Sequence[Message] = ()
+    ) -> Conversation:
+        """A `Conversation`: runs that carry the history, the intent and the state along."""
+        return Conversation(self, deps=deps, state=state, history=history)
+
     def run_sync(
         self,
         message: str | Message,
@@ -332,6 +338,72 @@ class Runner:
             current_intent=current_intent,
         )
         return anyio.run(call, backend=backend)
+
+
+class Conversation:
+    """Successive messages of one conversation: each run gets the transcript so far, the
+    current intent (for sticky routing) and the run state the previous run left.
+
+    Examples:
+        >>> from intentflow.agents import Agent
+        >>> from intentflow.testing import Reply, ScriptedModel
+        >>> model = ScriptedModel([Reply.text("Hello!"), Reply.text("Still here.")])
+        >>> runner = Runner(None, AgentGraph([Agent(name="a", model=model)]), entry="a")
+        >>> chat = runner.conversation()
+        >>> import anyio
+        >>> anyio.run(chat.send, "hi").output, anyio.run(chat.send, "you there?").output
+        ('Hello!', 'Still here.')
+        >>> [m.role for m in chat.history]
+        ['user', 'assistant', 'user', 'assistant']
+
+    Attributes:
+        runner: The runner.
+        history: The transcript so far.
+        intent: The intent of the last run (``None`` before the first, or after a no-intent
+            run).
+        state: The run state, carried from run to run.
+        deps: The application's dependencies, given to every run.
+        results: Every run's result, in order.
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        deps: Any = None,
+        state: Any = None,
+        history: Sequence[Message] = (),
+    ) -> None:
+        self.runner = runner
+        self.deps = deps
+        self.state = state
+        self.history: list[Message] = list(history)
+        self.intent: str | None = None
+        self.results: list[GraphResult[Any]] = []
+
+    async def send(
+        self, message: str | Message, *, on_event: Callable[[GraphEvent], None] | None = None
+    ) -> GraphResult[Any]:
+        """Run one message. A run that fails still extends the history with what it did
+        (every tool call answered), so the conversation can go on; the error is re-raised."""
+        try:
+            result = await self.runner.run(
+                message,
+                history=self.history,
+                deps=self.deps,
+                state=self.state,
+                current_intent=self.intent,
+                on_event=on_event,
+            )
+        except RunError as exc:
+            if exc.transcript:
+                self.history = list(exc.transcript)
+            raise
+        self.history = list(result.transcript)
+        self.intent = result.intent
+        self.state = result.state
+        self.results.append(result)
+        return result
 
 
 class EventStream:

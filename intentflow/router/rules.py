@@ -4,6 +4,13 @@ Some decisions must not be left to a statistical model: "refund" must never be s
 message with an order number is about an order. A `Rule` either *overrides* (the message goes
 to its intent, whatever the classifier says) or *vetoes* (the message must not go to its
 intent; the router takes the best remaining one).
+
+A veto removes the intent from the classifier's scores without renormalising the others: the
+best remaining intent keeps the confidence the classifier gave it, and must still pass the
+router's threshold. A message the classifier was sure belonged to a vetoed intent is
+therefore usually abstained on (sent to the fallback) rather than forced into the runner-up,
+which is the safe outcome when the classifier and a rule disagree. To route such messages
+somewhere definite, add an override rule for them.
 """
 
 from __future__ import annotations

@@ -614,3 +614,45 @@ async def test_reroutes_are_capped() -> None:
     assert result.output == "I can only help with refunds."
     refusal = result.transcript[2]
     assert isinstance(refusal, ToolMessage) and refusal.content.startswith("Not transferred")
+
+
+async def test_a_conversation_carries_history_intent_and_state() -> None:
+    model = ScriptedModel(
+        [
+            Reply.call("transfer_to_billing", {"summary": "first", "order_id": None}),
+            Reply.text("Refund started."),
+            Reply.text("You're welcome."),
+            Fault.server_error(500),
+        ]
+    )
+    sticky = router()
+    sticky.sticky_margin = 0.9  # keep the intent unless another leads by more than this
+    chat = Runner(sticky, graph_for(model)).conversation()
+    first = await chat.send("refund please")
+    assert chat.intent == "refund" and chat.state.tickets == ["first"]
+    second = await chat.send("thanks, hello")  # sticky: stays on refund
+    assert (
+        second.intent == "refund" and second.transcript[: len(first.transcript)] == first.transcript
+    )
+    assert second.state is first.state
+    with pytest.raises(ModelAPIError):
+        await chat.send("refund again")
+    assert [m.role for m in chat.history][-1] == "user"  # the failed run's message is kept
+    assert len(chat.results) == 2
+
+
+async def test_a_refused_transfer_reports_what_the_transcript_says() -> None:
+    model = ScriptedModel(bouncing)
+    events: list[Any] = []
+    result = await Runner(router(), graph_for(model), loop_policy=None).run(
+        "refund please", on_event=events.append
+    )
+    finished = {
+        e.outcome.tool_call_id: e.outcome.content
+        for e in events
+        if type(e).__name__ == "ToolCallFinished"
+    }
+    for message in result.transcript:
+        if isinstance(message, ToolMessage):
+            assert finished[message.tool_call_id] == message.content
+    assert any(c.startswith("Not transferred") for c in finished.values())
