@@ -115,13 +115,14 @@ def configure_logging(
 
     Examples:
         >>> import io, json, structlog
+        >>> before = structlog.get_config()
         >>> out = io.StringIO()
         >>> configure_logging("json", stream=out)
         >>> structlog.get_logger("demo").info("ready", api_key="sk-secret-value-123")
         >>> record = json.loads(out.getvalue())
         >>> record["event"], record["api_key"], record["level"]
         ('ready', '[redacted]', 'info')
-        >>> structlog.reset_defaults()
+        >>> structlog.configure(**before)  # as it was
     """
     if mode not in ("console", "json"):
         raise ValueError(f"mode must be 'console' or 'json', not {mode!r}")

@@ -26,12 +26,13 @@ PASSWORD = "correct-horse-battery-staple"
 
 @pytest.fixture
 def logs() -> Iterator[io.StringIO]:
+    before = structlog.get_config()
     out = io.StringIO()
     configure_logging("json", level="DEBUG", stream=out)
     try:
         yield out
     finally:
-        structlog.reset_defaults()
+        structlog.configure(**before)
 
 
 class Always:
@@ -108,13 +109,14 @@ def test_redaction_reaches_nested_keys_and_strings() -> None:
 
 
 def test_console_mode_and_bad_arguments() -> None:
+    before = structlog.get_config()
     out = io.StringIO()
     configure_logging(stream=out)
     try:
         structlog.get_logger("t").info("hello", token="abc")
         structlog.get_logger("t").debug("hidden")
     finally:
-        structlog.reset_defaults()
+        structlog.configure(**before)
     line = out.getvalue()
     assert "hello" in line and "[redacted]" in line and "hidden" not in line
     with pytest.raises(ValueError, match="mode"):

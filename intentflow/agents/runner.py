@@ -53,6 +53,7 @@ from intentflow.messages import Message, Usage, UserMessage
 from intentflow.router.decision import RouteDecision
 from intentflow.router.intent import Intent
 from intentflow.router.router import Router
+from intentflow.toolsets.choice import auto
 
 __all__ = ["Conversation", "EventStream", "GraphResult", "GraphRun", "Runner"]
 
@@ -162,11 +163,12 @@ class Runner:
         self._views: dict[tuple[str, str | None], _ToolView] = {}
         nodes = set(graph.nodes)
         for intent in intents:
-            if intent.entry is not None and intent.entry in nodes:
+            start = intent.entry or entry
+            if start is not None and start in nodes:
                 try:
-                    self._view(intent.entry, intent)
+                    self._view(start, intent)
                 except (ConfigurationError, ValueError) as exc:
-                    problems.append(f"intent {intent.name!r} at {intent.entry!r}: {exc}")
+                    problems.append(f"intent {intent.name!r} at {start!r}: {exc}")
         if problems:
             raise ConfigurationError(
                 "the runner cannot be built:\n" + "\n".join(f"  - {p}" for p in problems)
@@ -177,7 +179,9 @@ class Runner:
         """The tools node ``node`` sees: its own plus transfers, or at an intent's entry the
         intent's toolset and policy (an intent that leaves tool_choice at ``"auto"`` and has no
         toolset keeps the agent's own)."""
-        entry_intent = intent if intent is not None and intent.entry == node else None
+        entry_intent = None
+        if intent is not None and (intent.entry or self.entry) == node:
+            entry_intent = intent  # intents without an entry start at the runner's
         key = (node, entry_intent.name if entry_intent is not None else None)
         view = self._views.get(key)
         if view is None:
@@ -186,7 +190,7 @@ class Runner:
             if agent.can_reroute and self.router is not None:
                 handoffs = (*handoffs, reroute_handoff())
             if entry_intent is None or (
-                entry_intent.toolset is None and entry_intent.tool_choice == "auto"
+                entry_intent.toolset is None and entry_intent.policy == auto()
             ):
                 box = agent.toolbox(handoffs=handoffs)
                 view = box.view(None)
@@ -326,6 +330,8 @@ class Runner:
         deps: Any = None,
         state: Any = None,
         current_intent: str | None = None,
+        run_id: str | None = None,
+        on_event: Callable[[GraphEvent], None] | None = None,
         backend: str = "asyncio",
     ) -> GraphResult[Any]:
         """`run` for scripts without an event loop."""
@@ -336,6 +342,8 @@ class Runner:
             deps=deps,
             state=state,
             current_intent=current_intent,
+            run_id=run_id,
+            on_event=on_event,
         )
         return anyio.run(call, backend=backend)
 

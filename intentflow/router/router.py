@@ -307,8 +307,11 @@ class Router:
                 )
             )
         vetoed = matched.vetoed if matched is not None else frozenset()
+        fallback = self.fallback
         if exclude:
             vetoed = vetoed | frozenset(exclude)
+            if fallback in vetoed:
+                fallback = None  # abstaining must not land on an excluded intent either
 
         stages_run: list[str] = []
         decided: Prediction | None = None
@@ -333,7 +336,7 @@ class Router:
         if decided is None:
             return self._log(
                 RouteDecision(
-                    self.fallback,
+                    fallback,
                     0.0,
                     0.0,
                     (),
@@ -368,7 +371,7 @@ class Router:
                         _perf() - start,
                         stages=tuple(stages_run),
                         reason=f"kept {current!r}: within {self.sticky_margin} of {label!r}",
-                        proposed=current,
+                        proposed=label,
                     )
                 )
 
@@ -387,7 +390,7 @@ class Router:
             )
         return self._log(
             RouteDecision(
-                label if confident else self.fallback,
+                label if confident else fallback,
                 decided.confidence,
                 decided.margin,
                 decided.scores,
@@ -406,7 +409,13 @@ class Router:
             labels: list[str | None] = [i.name for i in self.intents.values() for _ in i.examples]
             while self._unfitted:
                 classifier = self._unfitted[0]
-                if _unfitted(classifier) and len(set(labels)) >= 2:
+                if _unfitted(classifier) and len(set(labels)) < 2:
+                    raise ConfigurationError(
+                        f"classifier {classifier.name!r} is not fitted and the intents give "
+                        f"examples for {len(set(labels))} intent(s); give at least two intents "
+                        "examples, or fit the router first: await router.fit(train)"
+                    )
+                if _unfitted(classifier):
                     fit = classifier.fit  # type: ignore[attr-defined]
                     if inspect.iscoroutinefunction(fit):
                         await fit(texts, labels)
