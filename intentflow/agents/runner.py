@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack
 
 import anyio
 import structlog
@@ -55,13 +55,32 @@ from intentflow.router.intent import Intent
 from intentflow.router.router import Router
 from intentflow.toolsets.choice import auto
 
-__all__ = ["Conversation", "EventStream", "GraphResult", "GraphRun", "Runner"]
+__all__ = ["Conversation", "EventStream", "GraphResult", "GraphRun", "RunOptions", "Runner"]
 
 OutputT = TypeVar("OutputT")
 GraphStop = Literal["final_answer", "stop_tool", "max_turns", "no_intent"]
 
 _log = structlog.get_logger("intentflow.runner")
 _perf = time.perf_counter
+
+
+class RunOptions(TypedDict, total=False):
+    """What a run may be given besides the message (`Runner.run`, `stream`, `start`).
+
+    Attributes:
+        history: The conversation so far (a previous result's ``transcript``).
+        deps: The application's dependencies, for tools and hooks (``ctx.deps``).
+        state: The run's state (an instance of the graph's ``state_type``); a fresh one when
+            not given and the graph has a state type.
+        current_intent: The conversation's current intent, for sticky routing.
+        run_id: The run's id (a new one by default).
+    """
+
+    history: Sequence[Message]
+    deps: Any
+    state: Any
+    current_intent: str | None
+    run_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,67 +223,44 @@ class Runner:
 
     # ------------------------------------------------------------------ running
 
-    def start(
-        self,
-        message: str | Message,
-        *,
-        history: Sequence[Message] = (),
-        deps: Any = None,
-        state: Any = None,
-        current_intent: str | None = None,
-        run_id: str | None = None,
-    ) -> GraphRun:
+    def start(self, message: str | Message, **options: Unpack[RunOptions]) -> GraphRun:
         """A run, not yet started: ``await run.execute()`` runs it; its ``transcript``,
-        ``path`` and ``usage`` can be read while it runs and after it is cancelled."""
-        return GraphRun(self, message, history, deps, state, current_intent, run_id)
+        ``path`` and ``usage`` can be read while it runs and after it is cancelled.
+        ``options`` are those of `RunOptions`."""
+        return GraphRun(
+            self,
+            message,
+            options.get("history", ()),
+            options.get("deps"),
+            options.get("state"),
+            options.get("current_intent"),
+            options.get("run_id"),
+        )
 
     async def run(
         self,
         message: str | Message,
         *,
-        history: Sequence[Message] = (),
-        deps: Any = None,
-        state: Any = None,
-        current_intent: str | None = None,
-        run_id: str | None = None,
         on_event: Callable[[GraphEvent], None] | None = None,
+        **options: Unpack[RunOptions],
     ) -> GraphResult[Any]:
         """Route ``message`` and run the graph (see the module notes).
 
         Args:
             message: The user's message.
-            history: The conversation so far (a previous result's ``transcript``).
-            deps: The application's dependencies, for tools and hooks (``ctx.deps``).
-            state: The run's state (an instance of the graph's ``state_type``); a fresh one
-                when ``None`` and the graph has a state type.
-            current_intent: The conversation's current intent, for sticky routing.
-            run_id: The run's id (a new one by default).
             on_event: Called synchronously with each `GraphEvent`; it must not block.
+            **options: The conversation so far, dependencies, state, current intent and
+                run id (`RunOptions`).
 
         Raises:
             RunError: A typed error (`GuardTripped`, `ModelError`, ...) carrying the
                 transcript so far, the run's usage and the node path.
         """
-        graph_run = self.start(
-            message,
-            history=history,
-            deps=deps,
-            state=state,
-            current_intent=current_intent,
-            run_id=run_id,
-        )
-        return await graph_run.execute(on_event)
+        return await self.start(message, **options).execute(on_event)
 
     @asynccontextmanager
     async def stream(
-        self,
-        message: str | Message,
-        *,
-        history: Sequence[Message] = (),
-        deps: Any = None,
-        state: Any = None,
-        current_intent: str | None = None,
-        run_id: str | None = None,
+        self, message: str | Message, **options: Unpack[RunOptions]
     ) -> AsyncIterator[EventStream]:
         """Run in the background and iterate over its events as they happen::
 
@@ -275,16 +271,9 @@ class Runner:
 
         Leaving the block early cancels the run cleanly (the partial transcript stays on
         ``events.run``). A run that fails raises its typed error from the iteration, after
-        the events that led to it.
+        the events that led to it. ``options`` are those of `RunOptions`.
         """
-        graph_run = self.start(
-            message,
-            history=history,
-            deps=deps,
-            state=state,
-            current_intent=current_intent,
-            run_id=run_id,
-        )
+        graph_run = self.start(message, **options)
         send, receive = anyio.create_memory_object_stream[GraphEvent](math.inf)
         events = EventStream(graph_run, receive)
 
@@ -326,25 +315,12 @@ class Runner:
         self,
         message: str | Message,
         *,
-        history: Sequence[Message] = (),
-        deps: Any = None,
-        state: Any = None,
-        current_intent: str | None = None,
-        run_id: str | None = None,
         on_event: Callable[[GraphEvent], None] | None = None,
         backend: str = "asyncio",
+        **options: Unpack[RunOptions],
     ) -> GraphResult[Any]:
         """`run` for scripts without an event loop."""
-        call = functools.partial(
-            self.run,
-            message,
-            history=history,
-            deps=deps,
-            state=state,
-            current_intent=current_intent,
-            run_id=run_id,
-            on_event=on_event,
-        )
+        call = functools.partial(self.run, message, on_event=on_event, **options)
         return anyio.run(call, backend=backend)
 
 
