@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from intentflow.toolsets.tool import Tool
 
-__all__ = ["Narrowing", "OpenAIChatModel"]
+__all__ = ["Narrowing", "OpenAIChatModel", "model_error"]
 
 Narrowing = Literal["send_allowed", "allowed_tools"]
 """How a turn's allowed tools reach the model: ``send_allowed`` sends only those tools;
@@ -375,7 +375,7 @@ class OpenAIChatModel:
         yield ResponseCompleted(response)
 
     def _raise(self, exc: openai.OpenAIError) -> NoReturn:
-        raise _model_error(exc, self.name) from exc
+        raise model_error(exc, self.name) from exc
 
 
 def _tool_choice(request: ModelRequest) -> Any:
@@ -422,8 +422,9 @@ def _usage(usage: Any) -> Usage:
     )
 
 
-def _model_error(exc: openai.OpenAIError, model: str) -> ModelError:
-    """The intentflow error for an SDK error: status, provider message and code kept."""
+def model_error(exc: openai.OpenAIError, model: str) -> ModelError:
+    """The intentflow error for an ``openai`` SDK error (any endpoint: chat, embeddings):
+    status, provider message, code and request id kept; retryable ones marked so."""
     if isinstance(exc, openai.APITimeoutError):
         return ModelTimeout(f"the request to {model!r} timed out: {exc}", model=model)
     if isinstance(exc, openai.APIConnectionError):
