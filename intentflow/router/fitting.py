@@ -91,7 +91,7 @@ class FitReport:
     fitted_stages: tuple[str, ...]
     seconds: float
     classifier_seconds: float
-    objective: Objective = "balanced"
+    objective: Objective = "accuracy"
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,7 +158,7 @@ async def fit_router(
     train: Sequence[Example] = (),
     val: Sequence[Example] | None = None,
     *,
-    objective: Objective = "balanced",
+    objective: Objective = "accuracy",
     margins: Sequence[float] = DEFAULT_MARGINS,
     per_intent: bool = True,
     holdout: float = 0.2,

@@ -166,7 +166,7 @@ class Router:
         train: Sequence[Example] = (),
         val: Sequence[Example] | None = None,
         *,
-        objective: Objective = "balanced",
+        objective: Objective = "accuracy",
         margins: Sequence[float] | None = None,
         per_intent: bool = True,
         holdout: float = 0.2,
@@ -196,8 +196,12 @@ class Router:
         Args:
             train: Labelled training examples (``intent=None``: out of scope).
             val: Labelled examples for the thresholds, including out-of-scope ones.
-            objective: What the thresholds maximise: ``"balanced"`` (the mean of in-scope
-                accuracy and out-of-scope recall) or ``"accuracy"``.
+            objective: What the thresholds maximise. ``"accuracy"`` (the default): every
+                example of ``val`` counts once, so the trade-off follows the mix of in-scope
+                and out-of-scope messages in it; make that mix look like your traffic.
+                ``"balanced"``: the mean of in-scope accuracy and out-of-scope recall, which
+                weighs abstaining as much as routing whatever their counts (on CLINC150 it
+                buys out-of-scope recall with several points of in-scope accuracy).
             margins: Candidate ambiguity margins (default `fitting.DEFAULT_MARGINS`).
             per_intent: Also fit per-intent thresholds.
             holdout: Without ``val``, the share of ``train`` held out for thresholds.
