@@ -18,15 +18,19 @@ Metrics, with a message answered ``label`` when ``confidence >= threshold`` and 
 Latency: one ``predict`` call on one string, warm (every val message classified once before),
 timed call by call with ``time.perf_counter_ns`` over ``--rounds`` passes through val; p50 and
 p99 over all calls, and the median over rounds of each round's p50 with its p10/p90. Measured
-with numpy (when installed) and in pure Python (the same model loaded with
-``use_numpy=False``). Fit time is wall time of ``fit``; the pure-Python fit is measured too
-unless ``--skip-python-fit``.
+with numpy (when installed) and in pure Python (the same model, saved and loaded with
+``use_numpy=False``). Fit time is wall time of ``fit``, the median of ``--fit-runs`` fits (each
+run listed too: the machine may be shared); the pure-Python fit is measured once unless
+``--skip-python-fit``. The saved model: the size of the directory :meth:`LexicalClassifier.save`
+writes, and the median wall time of ``LexicalClassifier.load`` over ``--load-runs`` loads, with
+numpy and without; the model loaded with numpy is checked to predict exactly as the fitted one.
 
 Run it from the repository root::
 
     python benchmarks/router_lexical.py                     # JSON, then a Markdown table
     python benchmarks/router_lexical.py --json              # JSON only
     python benchmarks/router_lexical.py --skip-python-fit   # a quicker look
+    python benchmarks/router_lexical.py --skip-python-fit --fit-runs 5   # fit time, median of 5
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import gc
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,7 @@ from typing import Any
 from _stats import machine_info, markdown_table, package_versions, summarize
 
 from intentflow.router import lexical
+from intentflow.router.data import load_examples
 from intentflow.router.evaluation import fit_threshold
 from intentflow.router.lexical import LexicalClassifier, Prediction
 
@@ -52,15 +58,8 @@ TARGETS = {"in_scope_accuracy": 0.935, "oos_recall": 0.50, "p50_us": 100.0, "fit
 
 
 def load(path: Path) -> tuple[list[str], list[str | None]]:
-    texts: list[str] = []
-    labels: list[str | None] = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                row = json.loads(line)
-                texts.append(row["text"])
-                labels.append(row["intent"])
-    return texts, labels
+    examples = load_examples(path)
+    return [e.text for e in examples], [e.intent for e in examples]
 
 
 def evaluate(
@@ -120,10 +119,22 @@ def fit_timed(
     return clf, time.perf_counter() - t0
 
 
+def load_timed(directory: Path, use_numpy: bool, runs: int) -> tuple[LexicalClassifier, float]:
+    seconds = []
+    for _ in range(runs):
+        gc.collect()
+        t0 = time.perf_counter()
+        clf = LexicalClassifier.load(directory, use_numpy=use_numpy)
+        seconds.append(time.perf_counter() - t0)
+    return clf, statistics.median(seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CLINC150 directory")
     parser.add_argument("--rounds", type=int, default=5, help="latency passes through val")
+    parser.add_argument("--fit-runs", type=int, default=1, help="numpy fits (median reported)")
+    parser.add_argument("--load-runs", type=int, default=5, help="loads (median reported)")
     parser.add_argument("--skip-python-fit", action="store_true", help="no pure-Python fit")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
@@ -133,11 +144,36 @@ def main(argv: list[str] | None = None) -> int:
     has_numpy = lexical._np is not None
 
     fits: dict[str, dict[str, Any]] = {}
-    clf, seconds = fit_timed(train_texts, train_labels, use_numpy=has_numpy)
-    fits["numpy" if has_numpy else "python"] = {"fit_s": round(seconds, 2), "model": clf}
+    runs = []
+    for _ in range(max(1, args.fit_runs)):
+        clf, seconds = fit_timed(train_texts, train_labels, use_numpy=has_numpy)
+        runs.append(round(seconds, 2))
+    fits["numpy" if has_numpy else "python"] = {
+        "fit_s": statistics.median(runs),
+        "fit_runs_s": runs,
+        "model": clf,
+    }
     if has_numpy and not args.skip_python_fit:
         py_clf, seconds = fit_timed(train_texts, train_labels, use_numpy=False)
-        fits["python"] = {"fit_s": round(seconds, 2), "model": py_clf}
+        fits["python"] = {
+            "fit_s": round(seconds, 2),
+            "fit_runs_s": [round(seconds, 2)],
+            "model": py_clf,
+        }
+
+    # The saved model: size, load time, and predictions identical to the fitted model's.
+    scorers: dict[str, LexicalClassifier] = {}
+    load_s: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="router_lexical_") as tmp:
+        folder = Path(tmp)
+        clf.save(folder)
+        sizes = {p.name: p.stat().st_size for p in sorted(folder.iterdir())}
+        manifest = json.loads((folder / "lexical.json").read_text(encoding="utf-8"))
+        for name, flag in ([("numpy", True)] if has_numpy else []) + [("python", False)]:
+            scorers[name], seconds = load_timed(folder, flag, args.load_runs)
+            load_s[name] = round(seconds, 3)
+    if has_numpy:  # the loaded model predicts exactly as the fitted one
+        assert scorers["numpy"].predict_many(val_texts) == clf.predict_many(val_texts)
 
     results: dict[str, Any] = {
         "data": {
@@ -148,10 +184,13 @@ def main(argv: list[str] | None = None) -> int:
             "intents": len(clf.labels),
         },
         "model": {
-            "params": clf.to_dict()["params"],
-            "features": len(clf.to_dict()["features"]),
+            "params": manifest["params"],
+            "features": manifest["arrays"]["features"],
+            "weights": manifest["arrays"]["weights"],
             "epochs_run": clf.epochs_run,
-            "json_mb": round(len(json.dumps(clf.to_dict())) / 1e6, 1),
+            "saved_bytes": sizes,
+            "saved_mb": round(sum(sizes.values()) / 1e6, 2),
+            "load_s": load_s,
         },
         "fits": {},
         "latency": {},
@@ -164,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         predictions = model.predict_many(val_texts)
         results["fits"][name] = {
             "fit_s": fit["fit_s"],
+            "fit_runs_s": fit["fit_runs_s"],
             "epochs_run": model.epochs_run,
             "accuracy_objective": evaluate(
                 predictions,
@@ -176,11 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 fit_threshold(val_labels, predictions, objective="balanced").threshold,
             ),
         }
-    # Latency: the same (first) model, scored with numpy and in pure Python.
-    saved = clf.to_dict()
-    scorers = {"python": LexicalClassifier.from_dict(saved, use_numpy=False)}
-    if has_numpy:
-        scorers = {"numpy": LexicalClassifier.from_dict(saved, use_numpy=True), **scorers}
+    # Latency: the same (first) model, loaded with numpy and without.
     for name, scorer in scorers.items():
         results["latency"][name] = latency(scorer, val_texts, args.rounds)
 
@@ -205,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{fit['fit_s']:.1f}",
                         f"{lat.get('p50_us', float('nan')):.0f}",
                         f"{lat.get('p99_us', float('nan')):.0f}",
+                        f"{results['model']['saved_mb']:.1f}",
+                        f"{1000 * results['model']['load_s'].get(name, float('nan')):.0f}",
                     ]
                 )
         print(
@@ -221,9 +259,11 @@ def main(argv: list[str] | None = None) -> int:
                     "fit s",
                     "p50 µs",
                     "p99 µs",
+                    "saved MB",
+                    "load ms",
                 ],
                 rows,
-                align="llrrrrrrrrr",
+                align="llrrrrrrrrrrr",
             )
         )
     return 0
