@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -666,7 +667,7 @@ class _Run:
             added = self.transcript[self.sent : len(self.transcript)]
             self.sent = len(self.transcript)
             advice = self.guards.before_model(
-                agent.name, sum(len(m.model_dump_json()) for m in added) if turn > 1 else 0
+                agent.name, sum(_json_chars(m) for m in added) if turn > 1 else 0
             )
             restrict, self.restrict_next = self.restrict_next or advice.restrict, False
             # Turns after this one on which tools may still be called.
@@ -1000,6 +1001,14 @@ class _Run:
             duration=duration,
             handoff=self.handoff,
         )
+
+
+def _json_chars(message: Message) -> int:
+    """The size of a message as JSON, for the token budget's projection."""
+    try:
+        return len(message.model_dump_json())
+    except ValueError:  # text Pydantic cannot encode: a lone surrogate from the endpoint
+        return len(json.dumps(message.model_dump()))
 
 
 def _is_model_class(value: Any) -> bool:

@@ -341,11 +341,14 @@ def call_signature(name: str, arguments: Mapping[str, Any] | str) -> str:
             return f"{name}({{}})"
         try:
             value: Any = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # deeply nested text is not JSON either
             return f"{name}({text})"
     else:
         value = arguments
-    return f"{name}({_canonical(value)})"
+    try:
+        return f"{name}({_canonical(value)})"
+    except RecursionError:  # nested too deep to canonicalize: the text stands for itself
+        return f"{name}({arguments if isinstance(arguments, str) else '<nested too deep>'})"
 
 
 def result_digest(content: str) -> str:

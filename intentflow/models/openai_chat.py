@@ -11,6 +11,7 @@ cached (see ``benchmarks/overhead.py``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
@@ -149,6 +150,10 @@ class OpenAIChatModel:
             )
         except openai.OpenAIError as exc:
             self._raise(exc)
+        except json.JSONDecodeError as exc:  # a 200 whose body is not JSON (a proxy's page)
+            raise ModelResponseError(
+                f"the reply from {self.name!r} is not JSON: {exc}", model=self.name
+            ) from exc
         try:
             return self._response(completion)
         except (AttributeError, TypeError, ValueError) as exc:
@@ -297,11 +302,13 @@ class OpenAIChatModel:
                 raw_calls.append((call.id, call.function.name, call.function.arguments))
             else:  # a custom (free-form) tool call; intentflow never sends custom tools
                 raw_calls.append((call.id, call.custom.name, call.custom.input))
-        assistant = AssistantMessage(
-            content=message.content,
-            tool_calls=complete_tool_calls(raw_calls),
-            # Absent from replies recorded before mid-2024; the SDK then leaves it unset.
-            refusal=getattr(message, "refusal", None),
+        assistant = _sendable(
+            AssistantMessage(
+                content=message.content,
+                tool_calls=complete_tool_calls(raw_calls),
+                # Absent from replies recorded before mid-2024; the SDK then leaves it unset.
+                refusal=getattr(message, "refusal", None),
+            )
         )
         # Typed as always set, but compatible servers send null (the SDK does not validate).
         raw_reason = cast("str | None", choice.finish_reason)
@@ -364,7 +371,7 @@ class OpenAIChatModel:
                 model=self.name,
             ) from exc
         response = ModelResponse(
-            message=acc.message(),
+            message=_sendable(acc.message()),
             finish_reason=FinishReason.parse(raw_reason),
             usage=_usage(usage),
             model=model_name,
@@ -376,6 +383,45 @@ class OpenAIChatModel:
 
     def _raise(self, exc: openai.OpenAIError) -> NoReturn:
         raise model_error(exc, self.name) from exc
+
+
+def _unicode(text: str) -> str:
+    """``text`` as valid Unicode: surrogate pairs joined, lone surrogates as U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _sendable(message: AssistantMessage) -> AssistantMessage:
+    """The message, with text UTF-8 can encode.
+
+    JSON can carry a lone surrogate (``"\\ud800"``) and the SDK decodes it as one; kept, it
+    would make every later request of the run fail to encode. Pairs split across stream
+    chunks are joined.
+    """
+    texts = [message.content or "", message.refusal or ""]
+    texts += [c.id + c.name + c.arguments for c in message.tool_calls]
+    if all(t.isascii() for t in texts):
+        return message
+    try:
+        "".join(texts).encode("utf-8")
+        return message
+    except UnicodeEncodeError:
+        pass
+    return message.model_copy(
+        update={
+            "content": None if message.content is None else _unicode(message.content),
+            "refusal": None if message.refusal is None else _unicode(message.refusal),
+            "tool_calls": tuple(
+                c.model_copy(
+                    update={
+                        "id": _unicode(c.id),
+                        "name": _unicode(c.name),
+                        "arguments": _unicode(c.arguments),
+                    }
+                )
+                for c in message.tool_calls
+            ),
+        }
+    )
 
 
 def _tool_choice(request: ModelRequest) -> Any:

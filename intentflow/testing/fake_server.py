@@ -655,7 +655,10 @@ def _error_body(
 
 
 def _json(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    # A lone surrogate (only ever inside a string) is sent as its JSON escape, "\ud800", as a
+    # real server sends it; UTF-8 cannot encode it as a character.
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace")
 
 
 def _sse(chunk: Mapping[str, Any]) -> bytes:

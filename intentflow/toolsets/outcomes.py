@@ -51,6 +51,10 @@ class ErrorAction(StrEnum):
     """Stop: raise `ToolCallFailed` to the caller."""
 
 
+MAX_FIELDS_SHOWN = 20
+"""The most failing fields one error lists for the model; the rest are counted."""
+
+
 @dataclass(frozen=True, slots=True)
 class ToolError:
     """A failure, described for the model and for the application.
@@ -79,7 +83,11 @@ class ToolError:
         shown = "unknown_tool" if kind is OutcomeKind.PERMISSION_DENIED else kind.value
         body: dict[str, Any] = {"kind": shown, "message": self.message}
         if self.fields:
-            body["fields"] = [f.to_dict() for f in self.fields]
+            # A bounded listing: a reply with thousands of bad fields must not come back to
+            # the model as an error many times its own size (``fields`` keeps them all).
+            body["fields"] = [f.to_dict() for f in self.fields[:MAX_FIELDS_SHOWN]]
+            if len(self.fields) > MAX_FIELDS_SHOWN:
+                body["more_fields"] = len(self.fields) - MAX_FIELDS_SHOWN
         if self.hint:
             body["hint"] = self.hint
         body["retryable"] = self.retryable

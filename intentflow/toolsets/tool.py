@@ -327,8 +327,15 @@ class Tool:
         parameters = _clean_pydantic_schema(model.model_json_schema(), {})
         parameters.pop("description", None)
 
+        # Fields the model does not declare are refused, as the schema sent says
+        # (``additionalProperties: false``), unless the model allows them: Pydantic's default
+        # ("ignore") would drop them silently on endpoints without strict mode.
+        checked = model
+        if model.model_config.get("extra") in (None, "ignore"):
+            config = ConfigDict(**{**model.model_config, "extra": "forbid"})
+            checked = type(model.__name__, (model,), {"model_config": config})
         # The core validator itself: ``model.model_validate`` adds ~0.5 µs of Python per call.
-        validate_python = model.__pydantic_validator__.validate_python
+        validate_python = checked.__pydantic_validator__.validate_python
 
         def validate_dict(data: dict[str, Any]) -> dict[str, Any]:
             return dict(validate_python(data).__dict__)
