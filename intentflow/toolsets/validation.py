@@ -86,9 +86,9 @@ def parse_arguments(tool: str, arguments: str | bytes | Mapping[str, Any]) -> di
     except TypeError:
         # pydantic_core cannot encode a str holding a lone surrogate ("\ud800" decoded by the
         # SDK's JSON parser from an endpoint's reply) and raises TypeError, not ValueError.
-        assert isinstance(arguments, str)  # bytes and mappings never get here
+        raw = arguments if isinstance(arguments, str) else repr(arguments)
         raise InvalidToolJSON(
-            tool, arguments, "the text is not valid Unicode (it holds a lone surrogate)"
+            tool, raw, "the text is not valid Unicode (it holds a lone surrogate)"
         ) from None
     if not isinstance(value, dict):
         raw = arguments if isinstance(arguments, str) else arguments.decode("utf-8", "replace")
