@@ -22,11 +22,17 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["OUT_OF_SCOPE_LABELS", "Example", "examples_from", "load_examples"]
+__all__ = [
+    "OUT_OF_SCOPE_LABELS",
+    "Example",
+    "check_training_data",
+    "examples_from",
+    "load_examples",
+]
 
 OUT_OF_SCOPE_LABELS = frozenset({"", "oos", "out_of_scope", "none", "null"})
 """CSV labels (compared case-insensitively, after stripping) that mark an out-of-scope message."""
@@ -214,3 +220,26 @@ def _json_type(value: object) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return "a number"
     return names.get(type(value), type(value).__name__)
+
+
+def check_training_data(texts: Sequence[str], labels: Sequence[str | None]) -> list[str]:
+    """Check a classifier's training data; return its intents, sorted.
+
+    Raises:
+        ValueError: when ``texts`` and ``labels`` differ in length, there are no examples, a
+            text is not a string, or fewer than two intents are labelled (out-of-scope
+            examples, labelled ``None``, do not count as an intent).
+    """
+    if isinstance(texts, str) or isinstance(labels, str):
+        raise ValueError("texts and labels must be sequences, not a single string")
+    if len(texts) != len(labels):
+        raise ValueError(f"got {len(texts)} texts but {len(labels)} labels")
+    if not texts:
+        raise ValueError("cannot fit on an empty training set")
+    for text in texts:
+        if not isinstance(text, str):
+            raise ValueError(f"texts must be strings, got {type(text).__name__}")
+    intents = sorted({label for label in labels if label is not None})
+    if len(intents) < 2:
+        raise ValueError(f"need at least two intents to tell apart, got {intents}")
+    return intents

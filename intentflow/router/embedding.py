@@ -77,6 +77,7 @@ import anyio
 import anyio.to_thread
 
 from intentflow.errors import ArtifactError, ConfigurationError, ModelResponseError
+from intentflow.router.data import check_training_data
 from intentflow.router.decision import Prediction
 from intentflow.router.embedders import (
     CachedEmbedder,
@@ -228,16 +229,7 @@ class EmbeddingClassifier:
         if isinstance(texts, str) or isinstance(labels, str):
             raise ValueError("texts and labels must be sequences, not a single string")
         texts, labels = list(texts), list(labels)
-        if len(texts) != len(labels):
-            raise ValueError(f"got {len(texts)} texts but {len(labels)} labels")
-        if not texts:
-            raise ValueError("cannot fit on an empty training set")
-        for text in texts:
-            if not isinstance(text, str):
-                raise ValueError(f"texts must be strings, got {type(text).__name__}")
-        intents = sorted({label for label in labels if label is not None})
-        if len(intents) < 2:
-            raise ValueError(f"need at least two intents to tell apart, got {intents}")
+        intents = check_training_data(texts, labels)
         embedder: Embedder = self.embedder
         if self.cache is not None:
             embedder = CachedEmbedder(self.embedder, self.cache)

@@ -95,6 +95,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from intentflow.errors import ArtifactError
+from intentflow.router.data import check_training_data
 from intentflow.router.decision import Prediction
 from intentflow.router.persist import read_manifest, write_manifest
 
@@ -256,18 +257,7 @@ class LexicalClassifier:
             ValueError: when ``texts`` and ``labels`` differ in length, there are no examples,
                 or fewer than two intents (out-of-scope examples do not count as an intent).
         """
-        if isinstance(texts, str) or isinstance(labels, str):
-            raise ValueError("texts and labels must be sequences, not a single string")
-        if len(texts) != len(labels):
-            raise ValueError(f"got {len(texts)} texts but {len(labels)} labels")
-        if not texts:
-            raise ValueError("cannot fit on an empty training set")
-        for text in texts:
-            if not isinstance(text, str):
-                raise ValueError(f"texts must be strings, got {type(text).__name__}")
-        intents = sorted({label for label in labels if label is not None})
-        if len(intents) < 2:
-            raise ValueError(f"need at least two intents to tell apart, got {intents}")
+        intents = check_training_data(texts, labels)
         self._labels = tuple(intents)
         self._has_oos = any(label is None for label in labels)
         index = {label: i for i, label in enumerate(intents)}
