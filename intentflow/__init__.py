@@ -49,6 +49,7 @@ from intentflow.errors import (
     ToolDefinitionError,
     ToolInputError,
     ToolNameError,
+    TranscriptTooLarge,
     TransientToolError,
 )
 from intentflow.log import configure_logging
@@ -147,6 +148,7 @@ __all__ = [
     "ToolMessage",
     "ToolNameError",
     "Toolset",
+    "TranscriptTooLarge",
     "TransientToolError",
     "Usage",
     "UserMessage",

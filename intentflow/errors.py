@@ -30,7 +30,8 @@ of the whole batch, later the transcript so far)::
         └── GuardTripped              a run guard stopped the run (carries the node path)
             ├── MaxTurnsExceeded      an agent reached its turn cap still calling tools
             ├── LoopDetected          the run repeats itself (same calls, ping-pong handoffs)
-            └── TokenBudgetExceeded   the next model call would exceed the run's token budget
+            ├── TokenBudgetExceeded   the next model call would exceed the run's token budget
+            └── TranscriptTooLarge    the transcript outgrew its configured size
 
     StrictSchemaWarning (a UserWarning)   a tool had to be emitted without strict mode
 """
@@ -72,6 +73,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolInputError",
     "ToolNameError",
+    "TranscriptTooLarge",
     "TransientToolError",
 ]
 
@@ -458,6 +460,24 @@ class TokenBudgetExceeded(GuardTripped):
             f"the run has used {used} of its {budget} tokens and the next model call would "
             f"need about {projected} more; raise the budget or shorten the conversation",
             limit=budget,
+            path=path,
+        )
+
+
+class TranscriptTooLarge(GuardTripped):
+    """The run's transcript grew past its configured size, so no further model call was made.
+
+    Attributes:
+        size: The transcript's size (characters of JSON).
+    """
+
+    def __init__(self, size: int, limit: int, *, path: Sequence[str] = ()) -> None:
+        self.size = size
+        super().__init__(
+            "max_transcript_chars",
+            f"the transcript is {size} characters of JSON, over its limit of {limit}; raise "
+            "max_transcript_chars, cap tool output sizes, or start a new conversation",
+            limit=limit,
             path=path,
         )
 

@@ -57,6 +57,7 @@ from intentflow.errors import (
     OutputValidationError,
     RunError,
     ToolCallFailed,
+    TranscriptTooLarge,
 )
 from intentflow.messages import (
     AssistantMessage,
@@ -130,6 +131,8 @@ class AgentOptions(TypedDict, total=False):
     max_visits: int | None
     loop_policy: LoopPolicy | None
     can_reroute: bool
+    max_argument_chars: int | None
+    max_transcript_chars: int | None
 
 
 class Agent(Generic[OutputT]):
@@ -185,6 +188,11 @@ class Agent(Generic[OutputT]):
         can_reroute: In a routed graph run, give the model a ``request_reroute`` tool to ask
             for the user's message to be routed again (excluding the current intent) when it
             does not fit this agent.
+        max_argument_chars: Refuse a tool call whose argument text is longer than this,
+            before parsing it (the model is told; ``None``: no limit).
+        max_transcript_chars: Stop the run with `TranscriptTooLarge` before a model call
+            when the transcript (history included) is larger than this, in characters of
+            JSON (``None``: no limit).
     """
 
     name: str = ""
@@ -210,6 +218,8 @@ class Agent(Generic[OutputT]):
     max_visits: int | None = None
     loop_policy: LoopPolicy | None = LoopPolicy()
     can_reroute: bool = False
+    max_argument_chars: int | None = None
+    max_transcript_chars: int | None = None
 
     @overload
     def __init__(
@@ -304,6 +314,10 @@ class Agent(Generic[OutputT]):
         problems += self.policy.problems(names | transfers, exits | transfers)
         if self.max_visits is not None and self.max_visits < 1:
             problems.append(f"max_visits must be at least 1, not {self.max_visits}")
+        for option in ("max_argument_chars", "max_transcript_chars"):
+            value = getattr(self, option)
+            if value is not None and value < 2:
+                problems.append(f"{option} must be at least 2 or None, not {value}")
         if problems:
             raise ConfigurationError(
                 f"{label} cannot be built:\n" + "\n".join(f"  - {p}" for p in problems)
@@ -524,7 +538,10 @@ class _Toolbox:
                 + "\n".join(f"  - {p}" for p in problems)
             )
         self.executor = Executor(
-            self.tools, policy=agent.error_policy, max_concurrency=agent.max_concurrency
+            self.tools,
+            policy=agent.error_policy,
+            max_concurrency=agent.max_concurrency,
+            max_argument_chars=agent.max_argument_chars,
         )
         self.sensitive = {t.api_name: t for t in self.tools if t.sensitive}
         self._views: dict[frozenset[str] | None, _ToolView] = {}
@@ -631,6 +648,7 @@ class _Run:
         self.handoff: HandoffRequest | None = None
         self.restrict_next = False
         self.sent = len(transcript)  # the transcript's length at the last model call
+        self.size: int | None = None  # its size in JSON characters, when a limit needs it
         self.final_event = True  # a graph run reports its own final output
         self.log = _log.bind(run_id=ctx.run_id, agent=agent.name)
         if ctx.intent is not None:
@@ -666,6 +684,7 @@ class _Run:
             capped = turn == max_turns and graceful and turn > 1
             added = self.transcript[self.sent : len(self.transcript)]
             self.sent = len(self.transcript)
+            self._check_size(added)
             advice = self.guards.before_model(
                 agent.name, sum(_json_chars(m) for m in added) if turn > 1 else 0
             )
@@ -877,6 +896,17 @@ class _Run:
             for outcome in outcomes:
                 await agent.after_tool(ctx, outcome)
         return outcomes
+
+    def _check_size(self, added: Sequence[Message]) -> None:
+        """Stop before a model call when the transcript is over the agent's size limit."""
+        limit = self.agent.max_transcript_chars
+        if limit is None:
+            return
+        if self.size is None:  # measured once, then kept up to date message by message
+            self.size = sum(_json_chars(m) for m in self.transcript[: self.sent - len(added)])
+        self.size += sum(_json_chars(m) for m in added)
+        if self.size > limit:
+            raise TranscriptTooLarge(self.size, limit, path=self.guards.path)
 
     def _take_handoff(self, outcomes: list[ToolCallOutcome]) -> list[ToolCallOutcome]:
         """Take the first successful transfer of a batch, if the guards allow it; the results

@@ -69,6 +69,8 @@ class Executor:
             ``allowed`` set of a turn.
         policy: What to do with each kind of failure.
         max_concurrency: How many calls of one batch may run at once.
+        max_argument_chars: Refuse, before parsing, a call whose argument text is longer than
+            this (an ``invalid_arguments`` outcome saying so); ``None``: no limit.
     """
 
     def __init__(
@@ -77,12 +79,16 @@ class Executor:
         *,
         policy: ErrorPolicy | None = None,
         max_concurrency: int = 4,
+        max_argument_chars: int | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if max_argument_chars is not None and max_argument_chars < 2:
+            raise ValueError("max_argument_chars must be at least 2 (the text '{}')")
         self.tools = tools if isinstance(tools, Toolset) else Toolset("tools", tools)
         self.policy = policy or ErrorPolicy()
         self.max_concurrency = max_concurrency
+        self.max_argument_chars = max_argument_chars
 
     async def execute(
         self,
@@ -284,6 +290,17 @@ class _Batch:
         allowed = self.allowed
         if tool is None or (allowed is not None and call.name not in allowed):
             return self._refused(call, tool, start)
+        limit = executor.max_argument_chars
+        if limit is not None and len(call.arguments) > limit:
+            # Refused before parsing: a huge payload costs nothing more than its length.
+            error = ToolError(
+                OutcomeKind.INVALID_ARGUMENTS,
+                f"the arguments are too large: {len(call.arguments)} characters, the limit is "
+                f"{limit}",
+                hint="Send only what the tool needs; pass large content by reference.",
+                retryable=True,
+            )
+            return _failure(call, tool, error, start)
         try:
             arguments = tool.validate(call.arguments)
         except InvalidToolJSON as exc:

@@ -11,8 +11,8 @@
 * Tool output that contains instructions cannot change the tools, tool_choice or route of
   later requests, and the tool it names is still refused.
 * API keys and ``Authorization`` headers never reach logs, error messages or reprs.
-* No size limits exist for one call's arguments or for the transcript: the tests we would want
-  are ``xfail(strict=True)``.
+* Size limits: one call's argument text (`Executor`/`Agent` ``max_argument_chars``) and the
+  transcript (`Agent` ``max_transcript_chars``), both off by default.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from intentflow import Toolset
 from intentflow.agents import Agent
 from intentflow.agents.graph import AgentGraph
 from intentflow.agents.runner import Runner
-from intentflow.errors import ModelAPIError, RunError
+from intentflow.errors import ConfigurationError, ModelAPIError, RunError, TranscriptTooLarge
 from intentflow.log import configure_logging
 from intentflow.messages import ToolMessage
 from intentflow.models.openai_chat import Narrowing, OpenAIChatModel
@@ -412,12 +412,10 @@ async def test_an_endpoint_echoing_the_full_key_is_passed_through(server: FakeOp
 # --------------------------------------------------------------------------- size limits
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented: no limit on one call's argument size")
 async def test_arguments_over_a_configured_size_are_refused_unparsed() -> None:
     model = ScriptedModel([Reply.call("lookup", '{"order_id": "' + "x" * 2_000_000 + '"}')])
     model.push(Reply.text("done"))
-    make: Any = Agent  # the option below is the one we would want; it does not exist
-    agent = make(
+    agent = Agent(
         model=model,
         tools=shop_tools(Ran()),
         max_argument_chars=100_000,
@@ -427,27 +425,38 @@ async def test_arguments_over_a_configured_size_are_refused_unparsed() -> None:
     assert not outcome.ok and "too large" in outcome.content
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented: no limit on one call's argument size")
 async def test_executor_refuses_arguments_over_its_limit() -> None:
     from intentflow.messages import ToolCall
     from intentflow.toolsets.executor import Executor
 
-    make: Any = Executor  # the option below is the one we would want; it does not exist
-    executor = make(shop_tools(Ran()), max_argument_chars=1_000)
+    ran = Ran()
+    executor = Executor(shop_tools(ran), max_argument_chars=1_000)
     big = ToolCall(id="c1", name="lookup", arguments='{"order_id": "' + "x" * 5_000 + '"}')
-    (outcome,) = await executor.execute([big])
-    assert not outcome.ok
+    small = ToolCall(id="c2", name="lookup", arguments='{"order_id": "A-1"}')
+    big_outcome, small_outcome = await executor.execute([big, small])
+    assert big_outcome.kind is OutcomeKind.INVALID_ARGUMENTS
+    assert "too large: 5016 characters, the limit is 1000" in big_outcome.content
+    assert small_outcome.ok
+    with pytest.raises(ValueError, match="max_argument_chars"):
+        Executor(shop_tools(ran), max_argument_chars=1)
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented: no limit on the transcript's size")
 async def test_a_run_stops_typed_when_the_transcript_grows_past_a_limit() -> None:
     model = ScriptedModel(lambda _request: Reply.call("lookup", {"order_id": "x" * 200_000}))
-    make: Any = Agent  # the option below is the one we would want; it does not exist
-    agent = make(
+    agent = Agent(
         model=model,
         tools=shop_tools(Ran()),
         max_transcript_chars=500_000,
         loop_policy=None,
     )
-    with pytest.raises(RunError, match="transcript"):
+    with pytest.raises(
+        TranscriptTooLarge, match=r"transcript is .* over its limit of 500000"
+    ) as info:
         await agent.run("hi")
+    exc = info.value
+    assert exc.guard == "max_transcript_chars" and exc.size > 500_000
+    # Stopped before the call that would send it all: two rounds fit, the third does not.
+    assert len(model.requests) == 3
+    assert [m.role for m in exc.transcript][-1] == "tool"  # every call answered
+    with pytest.raises(ConfigurationError, match="max_transcript_chars must be at least 2"):
+        Agent(model=model, max_transcript_chars=0)
