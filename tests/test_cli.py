@@ -56,6 +56,16 @@ def data(tmp_path: Path) -> tuple[Path, Path]:
     return jsonl(tmp_path / "train.jsonl", TRAIN), jsonl(tmp_path / "val.jsonl", VAL)
 
 
+def fit_router(capsys: pytest.CaptureFixture[str], data: tuple[Path, Path], out: Path) -> Path:
+    """`route fit` on the test data into ``out``; the run must succeed."""
+    train, val = data
+    code, _, err = run(
+        capsys, "route", "fit", "--train", str(train), "--val", str(val), "--out", str(out)
+    )
+    assert code == 0, err
+    return out
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -112,18 +122,8 @@ def test_fit_json_and_csv_input(
 def test_eval_text_output_has_the_tables(
     tmp_path: Path, data: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    train, val = data
-    run(
-        capsys,
-        "route",
-        "fit",
-        "--train",
-        str(train),
-        "--val",
-        str(val),
-        "--out",
-        str(tmp_path / "r"),
-    )
+    _, val = data
+    fit_router(capsys, data, tmp_path / "r")
     code, out, _ = run(
         capsys, "route", "eval", "--router", str(tmp_path / "r"), "--test", str(val), "--per-intent"
     )
@@ -139,18 +139,7 @@ def test_eval_text_output_has_the_tables(
 def test_unknown_test_intents_are_warned_about(
     tmp_path: Path, data: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    train, val = data
-    run(
-        capsys,
-        "route",
-        "fit",
-        "--train",
-        str(train),
-        "--val",
-        str(val),
-        "--out",
-        str(tmp_path / "r"),
-    )
+    fit_router(capsys, data, tmp_path / "r")
     test = jsonl(tmp_path / "test.jsonl", [*VAL, ("cancel my plan", "cancel")])
     code, out, err = run(
         capsys, "route", "eval", "--router", str(tmp_path / "r"), "--test", str(test), "--json"
@@ -200,18 +189,8 @@ def test_plots_need_matplotlib_or_write_pngs(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    train, val = data
-    run(
-        capsys,
-        "route",
-        "fit",
-        "--train",
-        str(train),
-        "--val",
-        str(val),
-        "--out",
-        str(tmp_path / "r"),
-    )
+    _, val = data
+    fit_router(capsys, data, tmp_path / "r")
     argv = ["route", "eval", "--router", str(tmp_path / "r"), "--test", str(val)]
     with monkeypatch.context() as patch:
         patch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
@@ -297,9 +276,8 @@ def test_graph_errors_are_one_line(
 def test_json_output_is_only_json_even_with_debug_logs(
     tmp_path: Path, data: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    train, val = data
-    out_dir = str(tmp_path / "r")
-    run(capsys, "route", "fit", "--train", str(train), "--val", str(val), "--out", out_dir)
+    _, val = data
+    out_dir = str(fit_router(capsys, data, tmp_path / "r"))
     code, out, err = run(
         capsys,
         "--log-level",

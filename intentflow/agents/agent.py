@@ -685,8 +685,10 @@ class _Run:
             added = self.transcript[self.sent : len(self.transcript)]
             self.sent = len(self.transcript)
             self._check_size(added)
+            # Measuring messages costs a JSON dump each: only a token budget needs it.
+            measure = added and self.guards.limits.token_budget is not None
             advice = self.guards.before_model(
-                agent.name, sum(_json_chars(m) for m in added) if turn > 1 else 0
+                agent.name, sum(_json_chars(m) for m in added) if measure else 0
             )
             restrict, self.restrict_next = self.restrict_next or advice.restrict, False
             # Turns after this one on which tools may still be called.
