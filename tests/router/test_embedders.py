@@ -6,6 +6,7 @@ Nothing here needs numpy: the OpenAI embedder and the cache work on ``array.arra
 from __future__ import annotations
 
 import sqlite3
+import threading
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import anyio
 import openai
 import pytest
 
+import intentflow.router.embedders as module
 from intentflow.errors import (
     ArtifactError,
     ConfigurationError,
@@ -352,6 +354,67 @@ async def test_concurrent_use_from_tasks_and_two_cache_objects(tmp_path: Path) -
     assert caches[0].count() == 21
     for cache in caches:
         cache.close()
+
+
+def test_two_caches_created_at_once_on_one_new_file_both_open(tmp_path: Path) -> None:
+    # SQLite answers one side of a simultaneous creation (the switch to write-ahead
+    # logging) with "database is locked" without waiting; this failed ~1 time in 75.
+    failures: list[BaseException] = []
+    for n in range(150):
+        caches = [EmbeddingCache(tmp_path / f"{n}.sqlite") for _ in range(2)]
+
+        def open_cache(cache: EmbeddingCache) -> None:
+            try:
+                cache.get_sync("m", ["x"])
+            except BaseException as exc:  # collected, asserted below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_cache, args=(c,)) for c in caches]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for cache in caches:
+            cache.close()
+    assert failures == []
+
+
+def test_a_lock_conflict_on_open_is_retried_then_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    real_check = cache._check
+    attempts: list[int] = []
+
+    def busy_twice(connection: sqlite3.Connection) -> None:
+        attempts.append(1)
+        if len(attempts) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        real_check(connection)
+
+    monkeypatch.setattr(cache, "_check", busy_twice)
+    assert cache.get_sync("m", ["x"]) == [None]
+    assert len(attempts) == 3
+    cache.close()
+
+    stuck = EmbeddingCache(tmp_path / "d.sqlite")
+
+    def always_busy(connection: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(stuck, "_check", always_busy)
+    monkeypatch.setattr(module, "_OPEN_TIMEOUT", 0.05)
+    with pytest.raises(ArtifactError, match="cannot be opened: database is locked"):
+        stuck.get_sync("m", ["x"])
+
+    broken = EmbeddingCache(tmp_path / "e.sqlite")
+
+    def not_busy(connection: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(broken, "_check", not_busy)
+    with pytest.raises(ArtifactError, match="disk I/O error"):
+        broken.get_sync("m", ["x"])
 
 
 async def test_a_damaged_entry_is_a_miss_and_is_rewritten(tmp_path: Path) -> None:
