@@ -32,6 +32,11 @@ of the whole batch, later the transcript so far)::
             ├── LoopDetected          the run repeats itself (same calls, ping-pong handoffs)
             ├── TokenBudgetExceeded   the next model call would exceed the run's token budget
             └── TranscriptTooLarge    the transcript outgrew its configured size
+        ├── RunNotResumable           resume() was asked for a finished run, or wrong decisions
+        └── StoreError                a checkpoint store could not save or load a run's state
+            ├── CheckpointConflict    another writer saved this run (or conversation) first
+            ├── CheckpointNotFound    no checkpoint has this run id
+            └── IncompatibleCheckpoint  the checkpoint's format version is not readable here
 
     StrictSchemaWarning (a UserWarning)   a tool had to be emitted without strict mode
 """
@@ -48,10 +53,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArtifactError",
+    "CheckpointConflict",
+    "CheckpointNotFound",
     "ClassificationError",
     "ConfigurationError",
     "FieldError",
     "GuardTripped",
+    "IncompatibleCheckpoint",
     "IntentflowError",
     "InvalidToolArguments",
     "InvalidToolJSON",
@@ -67,6 +75,8 @@ __all__ = [
     "ModelTimeout",
     "OutputValidationError",
     "RunError",
+    "RunNotResumable",
+    "StoreError",
     "StrictSchemaWarning",
     "TokenBudgetExceeded",
     "ToolCallFailed",
@@ -532,3 +542,83 @@ class ClassificationError(RunError):
         self.classifier = classifier
         self.raw = raw[:500]
         super().__init__(f"classifier {classifier!r}: {detail}")
+
+
+# --------------------------------------------------------------------------- durable runs
+
+
+class StoreError(RunError):
+    """A checkpoint store could not save or load a run's state (a database error, a
+    checkpoint that does not decode). Raised during a run, it carries the transcript so far.
+
+    Attributes:
+        run_id: The run concerned, when known.
+    """
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        super().__init__(message)
+
+
+class CheckpointConflict(StoreError):
+    """Another writer saved this run (or started another run of this conversation) since its
+    state was loaded: optimistic versioning refused to overwrite it.
+
+    Attributes:
+        expected: The version this writer started from.
+        found: The version in the store (``None``: for a conversation, another run took the
+            next place).
+    """
+
+    def __init__(
+        self, run_id: str, expected: int | None, found: int | None, detail: str = ""
+    ) -> None:
+        self.expected = expected
+        self.found = found
+        super().__init__(
+            detail
+            or (
+                f"run {run_id!r} was saved by another writer (version {found}, expected "
+                f"{expected}); load it again and retry, or let the other writer finish"
+            ),
+            run_id=run_id,
+        )
+
+
+class CheckpointNotFound(StoreError):
+    """No checkpoint has this run id (never saved, or deleted)."""
+
+    def __init__(self, run_id: str, where: str = "") -> None:
+        super().__init__(f"no checkpoint for run {run_id!r}{where}", run_id=run_id)
+
+
+class IncompatibleCheckpoint(StoreError):
+    """A checkpoint was written in a format version this intentflow cannot read.
+
+    Attributes:
+        found: Its version.
+        supported: The versions this intentflow reads.
+    """
+
+    def __init__(self, run_id: str | None, found: Any, supported: Sequence[int]) -> None:
+        self.found = found
+        self.supported = tuple(supported)
+        shown = ", ".join(map(str, supported))
+        super().__init__(
+            f"the checkpoint of run {run_id!r} has format version {found!r}; this intentflow "
+            f"reads version {shown}: finish or discard runs before upgrading across formats",
+            run_id=run_id,
+        )
+
+
+class RunNotResumable(RunError):
+    """A run cannot be resumed as asked: it has finished, or the decisions given do not match
+    the calls waiting for one (missing, unknown or repeated ids).
+
+    Attributes:
+        run_id: The run.
+    """
+
+    def __init__(self, run_id: str, detail: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id!r} cannot be resumed: {detail}")

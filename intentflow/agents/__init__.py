@@ -10,6 +10,7 @@
 """
 
 from intentflow.agents.agent import FINAL_ANSWER_NOTE, Agent, AgentOptions, Instructions, OnMaxTurns
+from intentflow.agents.checkpoint import Decision, PendingApproval, RunState
 from intentflow.agents.events import (
     AgentEvent,
     FinalOutput,
@@ -41,6 +42,7 @@ __all__ = [
     "AgentOptions",
     "Conversation",
     "CycleCap",
+    "Decision",
     "EventStream",
     "FinalOutput",
     "GraphEvent",
@@ -63,8 +65,10 @@ __all__ = [
     "OnMaxTurns",
     "OutputMode",
     "OutputSpec",
+    "PendingApproval",
     "RouteDecided",
     "RunResult",
+    "RunState",
     "Runner",
     "StopReason",
     "ToolCallFinished",

@@ -32,6 +32,15 @@ import structlog
 from pydantic import BaseModel
 
 from intentflow._logging import debug_enabled
+from intentflow.agents.checkpoint import (
+    Decision,
+    NodeProgress,
+    PendingApproval,
+    Phase,
+    SavedOutcome,
+    TurnInfo,
+    new_approval_id,
+)
 from intentflow.agents.events import (
     AgentEvent,
     FinalOutput,
@@ -56,6 +65,7 @@ from intentflow.errors import (
     ModelResponseError,
     OutputValidationError,
     RunError,
+    StoreError,
     ToolCallFailed,
     TranscriptTooLarge,
 )
@@ -79,7 +89,7 @@ from intentflow.models.base import (
 from intentflow.models.openai_chat import Narrowing, OpenAIChatModel
 from intentflow.toolsets.choice import ToolChoicePolicy, as_policy
 from intentflow.toolsets.executor import Executor
-from intentflow.toolsets.outcomes import ToolCallOutcome
+from intentflow.toolsets.outcomes import OutcomeKind, ToolCallOutcome
 from intentflow.toolsets.policy import ErrorBudget, ErrorPolicy
 from intentflow.toolsets.tool import Handler, Tool
 from intentflow.toolsets.toolset import Toolset
@@ -434,6 +444,12 @@ class Agent(Generic[OutputT]):
             # Built on the first run on its own: an agent that can only answer by a transfer
             # is fine in a graph, and only an error when run alone.
             self._own_toolbox = _Toolbox(self, self._all_tools, self.policy, ())
+        if self._own_toolbox.gated:
+            raise ConfigurationError(
+                f"agent {self.name!r}: tools {', '.join(self._own_toolbox.gated)} need approval, "
+                "and a run can only pause for it in a Runner with a checkpoint store "
+                "(Runner(..., store=...))"
+            )
         view = self._own_toolbox.view(allowed)
         run = _Run(self, ctx, list(history) + new, len(history), view, guards, on_event)
         return cast("RunResult[OutputT]", await run.execute())
@@ -484,9 +500,12 @@ class Agent(Generic[OutputT]):
         view: _ToolView,
         guards: RunGuards,
         on_event: Callable[[AgentEvent], None] | None,
+        progress: NodeProgress | None = None,
+        saver: Saver | None = None,
     ) -> RunResult[Any]:
-        """One visit of a graph node: the loop on the run's shared transcript."""
-        run = _Run(self, ctx, transcript, first_new, view, guards, on_event)
+        """One visit of a graph node: the loop on the run's shared transcript (resumed from
+        ``progress`` when given; ``saver`` checkpoints it after every step)."""
+        run = _Run(self, ctx, transcript, first_new, view, guards, on_event, progress, saver)
         run.final_event = False
         return await run.execute()
 
@@ -544,6 +563,8 @@ class _Toolbox:
             max_argument_chars=agent.max_argument_chars,
         )
         self.sensitive = {t.api_name: t for t in self.tools if t.sensitive}
+        #: Tools whose calls may need a person's approval (they need a durable run).
+        self.gated = tuple(t.api_name for t in self.tools if t.approval is not False)
         self._views: dict[frozenset[str] | None, _ToolView] = {}
 
     def watched(
@@ -619,6 +640,19 @@ class _ToolView:
             self.allowed_tools = None
 
 
+class Paused(Exception):
+    """Raised out of a node's loop when its tool batch waits for decisions (the run's state
+    is saved already); the graph run turns it into a paused result."""
+
+    def __init__(self, approvals: Sequence[PendingApproval]) -> None:
+        self.approvals = tuple(approvals)
+        super().__init__(f"{len(self.approvals)} tool call(s) wait for a decision")
+
+
+Saver = Callable[["_Run", Phase], Awaitable[None]]
+"""Saves a durable run's checkpoint, given the node loop and where it is."""
+
+
 class _Run:
     """The state of one run of one agent (one visit of a graph node)."""
 
@@ -631,6 +665,8 @@ class _Run:
         view: _ToolView,
         guards: RunGuards,
         on_event: Callable[[AgentEvent], None] | None,
+        progress: NodeProgress | None = None,
+        saver: Saver | None = None,
     ) -> None:
         self.agent = agent
         self.model = cast("Model", agent.model)
@@ -650,9 +686,57 @@ class _Run:
         self.sent = len(transcript)  # the transcript's length at the last model call
         self.size: int | None = None  # its size in JSON characters, when a limit needs it
         self.final_event = True  # a graph run reports its own final output
+        # Durable runs: where the loop is, what its current batch recorded, and the saver.
+        self.saver = saver
+        self.progress = progress
+        self.turn = 0
+        self.retries_left = agent.output_retries
+        self.turn_info: TurnInfo | None = None
+        self.recorded: dict[str, ToolCallOutcome] = {}
+        self.in_flight: list[str] = []
+        self.approvals: list[PendingApproval] = []
+        self.decisions: dict[str, Decision] = {}
+        if progress is not None:
+            self._resume_from(progress)
         self.log = _log.bind(run_id=ctx.run_id, agent=agent.name)
         if ctx.intent is not None:
             self.log = self.log.bind(intent=ctx.intent)
+
+    def _resume_from(self, progress: NodeProgress) -> None:
+        self.turn = progress.turn
+        self.retries_left = progress.retries_left
+        self.restrict_next = progress.restrict_next
+        self.sent = progress.sent
+        self.usage = progress.usage
+        self.budget.per_tool.update(progress.errors_per_tool)
+        self.budget.total = progress.errors_total
+        self.turn_info = progress.turn_info
+        self.recorded = {o.tool_call_id: o.outcome() for o in progress.recorded}
+        self.in_flight = list(progress.in_flight)
+        self.approvals = list(progress.approvals)
+        self.decisions = dict(progress.decisions)
+
+    def snapshot(self, phase: Phase) -> NodeProgress:
+        """Where this loop is, for a checkpoint."""
+        return NodeProgress(
+            phase=phase,
+            turn=self.turn,
+            retries_left=self.retries_left,
+            restrict_next=self.restrict_next,
+            sent=self.sent,
+            usage=self.usage,
+            errors_per_tool=dict(self.budget.per_tool),
+            errors_total=self.budget.total,
+            turn_info=self.turn_info,
+            recorded=[SavedOutcome.of(o) for o in self.recorded.values()],
+            in_flight=list(self.in_flight),
+            approvals=list(self.approvals),
+            decisions=dict(self.decisions),
+        )
+
+    async def _save(self, phase: Phase) -> None:
+        if self.saver is not None:
+            await self.saver(self, phase)
 
     async def execute(self) -> RunResult[Any]:
         try:
@@ -675,70 +759,32 @@ class _Run:
         max_turns = agent.max_turns
         instructions = await agent.instructions_for(self.ctx)
         head: tuple[Message, ...] = (SystemMessage(content=instructions),) if instructions else ()
-        retries_left = agent.output_retries
-        for turn in range(1, max_turns + 1):
+        progress, self.progress = self.progress, None
+        # A resumed loop whose model already answered this turn goes straight to its calls.
+        answered = progress is not None and progress.phase in ("response", "tools")
+        first = progress.turn if progress is not None else 1
+        for turn in range(first, max_turns + 1):
+            self.turn = turn
             ctx = replace(self.ctx, turn=turn)
-            choice = self.box.policy.choice(turn)
-            notes: list[str] = []
             graceful = agent.on_max_turns == "final_answer"
             capped = turn == max_turns and graceful and turn > 1
-            added = self.transcript[self.sent : len(self.transcript)]
-            self.sent = len(self.transcript)
-            self._check_size(added)
-            # Measuring messages costs a JSON dump each: only a token budget needs it.
-            measure = added and self.guards.limits.token_budget is not None
-            advice = self.guards.before_model(
-                agent.name, sum(_json_chars(m) for m in added) if measure else 0
-            )
-            restrict, self.restrict_next = self.restrict_next or advice.restrict, False
-            # Turns after this one on which tools may still be called.
-            left = max_turns - turn - (1 if graceful and max_turns > 1 else 0)
-            if capped or restrict:
-                choice = self._final_choice()
-            notes.extend(advice.notes)  # before the cap's note, which must come last
-            if capped:
-                notes.append(self._final_note())
-            elif agent.budget_note_turns and 0 <= left < agent.budget_note_turns:
-                notes.append(
-                    f"Budget: after this turn, {left} more turn{'s' * (left != 1)} can call "
-                    "tools; then you must answer."
-                    if left
-                    else "Budget: this is the last turn that can call tools; then you must answer."
-                )
+            if answered:
+                answered = False
+                info = self.turn_info
+                last = self.transcript[-1]
+                if info is None or not isinstance(last, AssistantMessage):
+                    raise StoreError(
+                        "the checkpoint holds no model response to resume from",
+                        run_id=self.ctx.run_id,
+                    )
+                message, choice = last, info.tool_choice
+                model_seconds = 0.0
+            else:
+                await self._save("model")
+                message, choice, model_seconds = await self._ask(ctx, turn, capped, head)
             allowed = frozenset() if choice == "none" else self.view.allowed
-            request = ModelRequest(
-                messages=(
-                    *head,
-                    *self.transcript,
-                    *(SystemMessage(content=n) for n in notes),
-                ),
-                tools=self.view.sent,
-                tool_choice=choice,
-                allowed_tools=self.view.allowed_tools,
-                parallel_tool_calls=agent.parallel_tool_calls,
-                output=(
-                    agent.output_spec.schema
-                    if agent.output_spec is not None and agent.output_mode == "response_format"
-                    else None
-                ),
-                strict_tools=agent.strict_tools,
-                settings=agent.model_settings,
-            )
-            request = await agent.before_model(ctx, request) or request
-            if self.emit is not None:
-                self.emit(ModelRequested(agent.name, turn, request))
-            model_start = _perf()
-            response = await self._call_model(request, turn)
-            model_seconds = _perf() - model_start
-            response = await agent.after_model(ctx, response) or response
-            self.usage = self.usage + response.usage
-            self.guards.after_model(response.usage)
-            message = response.message
-            if message.agent != agent.name:
-                message = message.model_copy(update={"agent": agent.name})
-            self.transcript.append(message)
-            if self.emit is not None:
-                self.emit(ModelResponded(agent.name, turn, response))
+            info = self.turn_info
+            assert info is not None  # set by _ask, or restored with the response
 
             outcomes: list[ToolCallOutcome] = []
             tool_seconds = 0.0
@@ -748,9 +794,7 @@ class _Run:
                     outcomes = await self._run_tools(ctx, message.tool_calls, allowed, turn)
                 finally:
                     tool_seconds = _perf() - tool_start
-                    self._record(
-                        turn, request, response, outcomes, notes, model_seconds, tool_seconds
-                    )
+                    self._record(turn, info, outcomes, model_seconds, tool_seconds)
                 if self.handoff is not None:
                     return self._finish(None, "handoff", turn)
                 # Transfers are handled above: a refused one is not a stop.
@@ -774,17 +818,95 @@ class _Run:
                     )
                 continue
 
-            self._record(turn, request, response, outcomes, notes, model_seconds, tool_seconds)
+            self._record(turn, info, outcomes, model_seconds, tool_seconds)
             if message.refusal and not message.content:
                 raise ModelRefused(message.refusal)
             correction, failure = self._check_final(message)
             if correction is None:
                 return self._finish(failure, "max_turns" if capped else "final_answer", turn)
-            if retries_left == 0 or turn == max_turns:
-                raise self._output_error(message, failure, agent.output_retries - retries_left + 1)
-            retries_left -= 1
+            if self.retries_left == 0 or turn == max_turns:
+                attempts = agent.output_retries - self.retries_left + 1
+                raise self._output_error(message, failure, attempts)
+            self.retries_left -= 1
             self.transcript.append(UserMessage(content=correction))
         raise AssertionError("unreachable: the last turn returns or raises")  # pragma: no cover
+
+    async def _ask(
+        self, ctx: RunContext[Any], turn: int, capped: bool, head: tuple[Message, ...]
+    ) -> tuple[AssistantMessage, ToolChoice, float]:
+        """One model call: the request for this turn, the response appended to the transcript
+        (and checkpointed). Returns the message, the tool choice sent, and the time it took."""
+        agent = self.agent
+        max_turns = agent.max_turns
+        graceful = agent.on_max_turns == "final_answer"
+        choice = self.box.policy.choice(turn)
+        notes: list[str] = []
+        added = self.transcript[self.sent : len(self.transcript)]
+        self.sent = len(self.transcript)
+        self._check_size(added)
+        # Measuring messages costs a JSON dump each: only a token budget needs it.
+        measure = added and self.guards.limits.token_budget is not None
+        advice = self.guards.before_model(
+            agent.name, sum(_json_chars(m) for m in added) if measure else 0
+        )
+        restrict, self.restrict_next = self.restrict_next or advice.restrict, False
+        # Turns after this one on which tools may still be called.
+        left = max_turns - turn - (1 if graceful and max_turns > 1 else 0)
+        if capped or restrict:
+            choice = self._final_choice()
+        notes.extend(advice.notes)  # before the cap's note, which must come last
+        if capped:
+            notes.append(self._final_note())
+        elif agent.budget_note_turns and 0 <= left < agent.budget_note_turns:
+            notes.append(
+                f"Budget: after this turn, {left} more turn{'s' * (left != 1)} can call "
+                "tools; then you must answer."
+                if left
+                else "Budget: this is the last turn that can call tools; then you must answer."
+            )
+        request = ModelRequest(
+            messages=(
+                *head,
+                *self.transcript,
+                *(SystemMessage(content=n) for n in notes),
+            ),
+            tools=self.view.sent,
+            tool_choice=choice,
+            allowed_tools=self.view.allowed_tools,
+            parallel_tool_calls=agent.parallel_tool_calls,
+            output=(
+                agent.output_spec.schema
+                if agent.output_spec is not None and agent.output_mode == "response_format"
+                else None
+            ),
+            strict_tools=agent.strict_tools,
+            settings=agent.model_settings,
+        )
+        request = await agent.before_model(ctx, request) or request
+        if self.emit is not None:
+            self.emit(ModelRequested(agent.name, turn, request))
+        model_start = _perf()
+        response = await self._call_model(request, turn)
+        model_seconds = _perf() - model_start
+        response = await agent.after_model(ctx, response) or response
+        self.usage = self.usage + response.usage
+        self.guards.after_model(response.usage)
+        message = response.message
+        if message.agent != agent.name:
+            message = message.model_copy(update={"agent": agent.name})
+        self.transcript.append(message)
+        if self.emit is not None:
+            self.emit(ModelResponded(agent.name, turn, response))
+        self.turn_info = TurnInfo(
+            tool_choice=request.tool_choice,
+            tools=request.tool_names,
+            notes=tuple(notes),
+            finish_reason=response.finish_reason,
+            usage=response.usage,
+        )
+        self.recorded, self.in_flight, self.decisions, self.approvals = {}, [], {}, []
+        await self._save("response")
+        return message, choice, model_seconds
 
     def _final_choice(self) -> ToolChoice:
         spec = self.agent.output_spec
@@ -845,7 +967,7 @@ class _Run:
         name = agent.name
         on_started = None if emit is None else (lambda c: emit(ToolCallStarted(name, turn, c)))
         on_finished = None if emit is None else (lambda o: emit(ToolCallFinished(name, turn, o)))
-        finished: dict[str, ToolCallOutcome] = {}
+        finished: dict[str, ToolCallOutcome] = self.recorded  # kept by a durable run
 
         transfers = self.box.handoffs
 
@@ -857,14 +979,17 @@ class _Run:
                 on_finished(outcome)
 
         try:
-            outcomes = await self.box.executor.execute(
-                calls,
-                allowed=allowed,
-                context=ctx,
-                budget=self.budget,
-                on_started=on_started,
-                on_finished=record,
-            )
+            if self.saver is None:
+                outcomes = await self.box.executor.execute(
+                    calls,
+                    allowed=allowed,
+                    context=ctx,
+                    budget=self.budget,
+                    on_started=on_started,
+                    on_finished=record,
+                )
+            else:
+                outcomes = await self._run_durably(ctx, calls, allowed, on_started, record)
         except anyio.get_cancelled_exc_class():
             # The run is being cancelled: answer every call of the batch (what finished, and
             # "cancelled" for the rest), so the transcript can be kept and continued.
@@ -898,6 +1023,108 @@ class _Run:
             for outcome in outcomes:
                 await agent.after_tool(ctx, outcome)
         return outcomes
+
+    async def _run_durably(
+        self,
+        ctx: RunContext[Any],
+        calls: tuple[ToolCall, ...],
+        allowed: frozenset[str],
+        on_started: Callable[[ToolCall], None] | None,
+        record: Callable[[ToolCallOutcome], None],
+    ) -> list[ToolCallOutcome]:
+        """A batch of a durable run: calls already recorded are not run again; calls that
+        need approval, or were running when the process died and are not idempotent, wait
+        for a decision (the whole batch waits: none of it runs before every call may); the
+        rest run, marked in flight in a checkpoint first and recorded in one after."""
+        waiting: list[PendingApproval] = []
+        runnable: list[ToolCall] = []
+        interrupted = set(self.in_flight)
+        for call in calls:
+            if call.id in self.recorded:
+                continue
+            decision = self.decisions.get(call.id)
+            if decision is not None:
+                if decision.approved:
+                    runnable.append(call)
+                else:
+                    record(self._rejected(call, decision))
+                continue
+            kind = self._needs_decision(call, allowed, call.id in interrupted)
+            if kind is None:
+                runnable.append(call)
+            else:
+                waiting.append(self._pending(call, kind))
+        if waiting:
+            self.approvals = waiting
+            self.in_flight = []
+            await self._save("tools")
+            raise Paused(waiting)
+        self.approvals = []
+        if runnable:
+            self.in_flight = [c.id for c in runnable]
+            await self._save("tools")
+            await self.box.executor.execute(
+                runnable,
+                allowed=allowed,
+                context=ctx,
+                budget=self.budget,
+                on_started=on_started,
+                on_finished=record,
+            )
+        self.in_flight = []
+        await self._save("tools")
+        return [self.recorded[call.id] for call in calls]
+
+    def _needs_decision(
+        self, call: ToolCall, allowed: frozenset[str], interrupted: bool
+    ) -> Literal["approval", "interrupted"] | None:
+        tool = self.box.executor.tools.get(call.name)
+        if tool is None or call.name not in allowed:
+            return None  # refused by the executor, with a typed outcome; nothing runs
+        if interrupted and not tool.idempotent:
+            return "interrupted"
+        if tool.approval is False:
+            return None
+        try:
+            arguments = tool.validate(call.arguments)
+        except (InvalidToolJSON, InvalidToolArguments):
+            return None  # the executor answers with the validation error; nothing runs
+        return "approval" if tool.needs_approval(arguments) else None
+
+    def _pending(self, call: ToolCall, kind: Literal["approval", "interrupted"]) -> PendingApproval:
+        tool = self.box.executor.tools.get(call.name)
+        arguments: dict[str, Any] | str = call.arguments
+        if tool is not None:
+            try:
+                validated = tool.validate(call.arguments)
+                arguments = mask_arguments(tool, SavedOutcome.jsonable(validated))
+            except (InvalidToolJSON, InvalidToolArguments):
+                pass
+        return PendingApproval(
+            id=new_approval_id(),
+            tool_call_id=call.id,
+            tool=call.name,
+            arguments=arguments,
+            kind=kind,
+            node=self.agent.name,
+        )
+
+    def _rejected(self, call: ToolCall, decision: Decision) -> ToolCallOutcome:
+        tool = self.box.executor.tools.get(call.name)
+        reason = decision.reason or "no reason given"
+        content = json.dumps(
+            {
+                "error": "rejected",
+                "message": f"A reviewer did not approve this call: {reason}. It did not run.",
+            }
+        )
+        return ToolCallOutcome(
+            tool_call_id=call.id,
+            called_as=call.name,
+            tool_name=tool.name if tool is not None else None,
+            kind=OutcomeKind.PERMISSION_DENIED,
+            content=content,
+        )
 
     def _check_size(self, added: Sequence[Message]) -> None:
         """Stop before a model call when the transcript is over the agent's size limit."""
@@ -975,22 +1202,20 @@ class _Run:
     def _record(
         self,
         turn: int,
-        request: ModelRequest,
-        response: ModelResponse,
+        info: TurnInfo,
         outcomes: Sequence[ToolCallOutcome],
-        notes: Sequence[str],
         model_seconds: float,
         tool_seconds: float,
     ) -> None:
         self.turns.append(
             TurnRecord(
                 turn=turn,
-                tool_choice=request.tool_choice,
-                tools=request.tool_names,
-                finish_reason=response.finish_reason,
-                usage=response.usage,
+                tool_choice=info.tool_choice,
+                tools=info.tools,
+                finish_reason=info.finish_reason,
+                usage=info.usage,
                 outcomes=tuple(outcomes),
-                notes=tuple(notes),
+                notes=info.notes,
                 model_seconds=model_seconds,
                 tool_seconds=tool_seconds,
             )
@@ -999,8 +1224,8 @@ class _Run:
             self.log.debug(
                 "agent.turn",
                 turn=turn,
-                tool_choice=str(request.tool_choice),
-                finish_reason=response.finish_reason.value,
+                tool_choice=str(info.tool_choice),
+                finish_reason=info.finish_reason.value,
                 tool_calls=[(o.called_as, o.kind.value) for o in outcomes],
                 model_ms=round(model_seconds * 1000, 2),
                 tool_ms=round(tool_seconds * 1000, 2),

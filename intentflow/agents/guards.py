@@ -29,6 +29,7 @@ nothing is known before it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections import Counter
@@ -146,6 +147,45 @@ class RunGuards:
     def detector(self) -> LoopDetector | None:
         """The loop detector, when loop detection is on."""
         return self._detector
+
+    def snapshot(self) -> dict[str, Any]:
+        """The guards' counters and the loop detector's state, as JSON-ready data."""
+        pending = self._pending
+        return {
+            "steps": self.steps,
+            "reroutes": self.reroutes,
+            "usage": self.usage.model_dump(mode="json"),
+            "path": list(self.path),
+            "visits": dict(self.visits),
+            "passes": [[sorted(nodes), count] for nodes, count in self.passes.items()],
+            "tripped": list(self.tripped),
+            "pending": (
+                {**dataclasses.asdict(pending), "path": list(pending.path)}
+                if pending is not None
+                else None
+            ),
+            "last_prompt": self._last_prompt,
+            "last_completion": self._last_completion,
+            "detector": self._detector.snapshot() if self._detector is not None else None,
+        }
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Take back the state `snapshot` returned (in a resumed run)."""
+        self.steps = int(snapshot["steps"])
+        self.reroutes = int(snapshot["reroutes"])
+        self.usage = Usage.model_validate(snapshot["usage"])
+        self.path = list(snapshot["path"])
+        self.visits = Counter(snapshot["visits"])
+        self.passes = {frozenset(nodes): int(count) for nodes, count in snapshot["passes"]}
+        self.tripped = list(snapshot["tripped"])
+        pending = snapshot["pending"]
+        self._pending = (
+            LoopVerdict(**{**pending, "path": tuple(pending["path"])}) if pending else None
+        )
+        self._last_prompt = int(snapshot["last_prompt"])
+        self._last_completion = int(snapshot["last_completion"])
+        if self._detector is not None and snapshot["detector"] is not None:
+            self._detector.restore(snapshot["detector"])
 
     def enter(self, node: str) -> None:
         """Record that the run entered ``node`` (the visit caps were checked by the handoff)."""

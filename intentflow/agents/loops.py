@@ -80,6 +80,7 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -491,6 +492,40 @@ back and forth: billing -> support -> billing -> support (the first detection of
         self._pair = None
         self._pair_trail = []
         self._pair_count = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """The detector's state as JSON-ready data (for checkpoints); see `restore`."""
+        return {
+            "calls": [
+                [c.key, c.shown, c.name, c.digest, c.content, c.ok, c.group] for c in self._calls
+            ],
+            "groups": [[n, g.kind, list(g.keys)] for n, g in self._groups.items()],
+            "next_group": self._next_group,
+            "detections": [
+                {**dataclasses.asdict(v), "path": list(v.path)} for v in self._detections
+            ],
+            "path": list(self._path),
+            "hops": list(self._hops),
+            "pair": sorted(self._pair) if self._pair is not None else None,
+            "pair_trail": list(self._pair_trail),
+            "pair_count": self._pair_count,
+        }
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Take back the state `snapshot` returned (in a resumed run)."""
+        self._calls.clear()
+        self._calls.extend(_Call(*row) for row in snapshot["calls"])
+        self._groups = {int(n): _Group(kind, tuple(keys)) for n, kind, keys in snapshot["groups"]}
+        self._next_group = int(snapshot["next_group"])
+        self._detections = [
+            LoopVerdict(**{**v, "path": tuple(v["path"])}) for v in snapshot["detections"]
+        ]
+        self._path = list(snapshot["path"])
+        self._hops = list(snapshot["hops"])
+        pair = snapshot["pair"]
+        self._pair = frozenset(pair) if pair is not None else None
+        self._pair_trail = list(snapshot["pair_trail"])
+        self._pair_count = int(snapshot["pair_count"])
 
     def _visit(self, agent: str) -> None:
         if not self._path or self._path[-1] != agent:

@@ -25,15 +25,18 @@ import functools
 import math
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack
 
 import anyio
+import pydantic_core
 import structlog
+from pydantic import BaseModel
 
-from intentflow.agents.agent import Agent, _ToolView
+from intentflow.agents.agent import Agent, Paused, _Run, _ToolView
+from intentflow.agents.checkpoint import Decision, PendingApproval, Phase, RunState
 from intentflow.agents.events import (
     FinalOutput,
     GraphEvent,
@@ -48,17 +51,25 @@ from intentflow.agents.handoff import REROUTE, reroute_handoff
 from intentflow.agents.loops import LoopPolicy
 from intentflow.agents.result import RunResult
 from intentflow.context import RunContext
-from intentflow.errors import ConfigurationError, InvalidTransition, RunError
+from intentflow.errors import (
+    CheckpointConflict,
+    ConfigurationError,
+    InvalidTransition,
+    RunError,
+    RunNotResumable,
+    StoreError,
+)
 from intentflow.messages import Message, Usage, UserMessage
 from intentflow.router.decision import RouteDecision
 from intentflow.router.intent import Intent
 from intentflow.router.router import Router
+from intentflow.stores.base import CheckpointStore, RunStatus
 from intentflow.toolsets.choice import auto
 
 __all__ = ["Conversation", "EventStream", "GraphResult", "GraphRun", "RunOptions", "Runner"]
 
 OutputT = TypeVar("OutputT")
-GraphStop = Literal["final_answer", "stop_tool", "max_turns", "no_intent"]
+GraphStop = Literal["final_answer", "stop_tool", "max_turns", "no_intent", "paused"]
 
 _log = structlog.get_logger("intentflow.runner")
 _perf = time.perf_counter
@@ -74,6 +85,9 @@ class RunOptions(TypedDict, total=False):
             not given and the graph has a state type.
         current_intent: The conversation's current intent, for sticky routing.
         run_id: The run's id (a new one by default).
+        conversation_id: With a runner's store: the conversation this message continues.
+            Its last run gives the history, the current intent and the state (unless given),
+            and this run takes the next place in it.
     """
 
     history: Sequence[Message]
@@ -81,6 +95,7 @@ class RunOptions(TypedDict, total=False):
     state: Any
     current_intent: str | None
     run_id: str | None
+    conversation_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +120,12 @@ class GraphResult(Generic[OutputT]):
         run_id: The run's id (bound into its log events).
         duration: Seconds from start to finish.
         route_seconds: Of which, routing.
+        pending: For a paused run (``stop_reason`` ``"paused"``), the tool calls waiting for a
+            decision; pass decisions to `Runner.resume`.
+        conversation_id: The conversation the run belongs to, with a store.
+
+    A resumed run's ``steps`` and ``usage_by_node`` cover the node visits since it resumed;
+    ``usage`` and ``path`` cover the whole run.
     """
 
     output: OutputT
@@ -123,6 +144,8 @@ class GraphResult(Generic[OutputT]):
     run_id: str
     duration: float
     route_seconds: float
+    pending: tuple[PendingApproval, ...] = ()
+    conversation_id: str | None = None
 
 
 class Runner:
@@ -150,6 +173,10 @@ class Runner:
             ``"no_intent"`` result for the caller to handle instead.
         limits: The run-wide limits (default: the graph's).
         loop_policy: The loop detector's policy for runs (``None``: off).
+        store: Where runs are checkpointed after every step (`SQLiteStore`, `PostgresStore`,
+            `MemoryStore`); runs then survive restarts (`resume`), conversations live in the
+            store (``conversation_id=``), and tools may require approval. ``None``: runs live
+            in memory only.
 
     Raises:
         ConfigurationError: Listing every problem: the graph's, intents whose entry is not
@@ -164,12 +191,14 @@ class Runner:
         entry: str | None = None,
         limits: Limits | None = None,
         loop_policy: LoopPolicy | None = LoopPolicy(),  # noqa: B008 - frozen, shared safely
+        store: CheckpointStore | None = None,
     ) -> None:
         self.router = router
         self.graph = graph
         self.entry = entry
         self.limits = limits or graph.limits
         self.loop_policy = loop_policy
+        self.store = store
         intents = list(router.intents.values()) if router is not None else []
         entries = [i.entry for i in intents if i.entry is not None]
         if entry is not None:
@@ -188,6 +217,16 @@ class Runner:
                     self._view(start, intent)
                 except (ConfigurationError, ValueError) as exc:
                     problems.append(f"intent {intent.name!r} at {start!r}: {exc}")
+        if store is None:
+            gated = sorted({n for v in self._views.values() for n in v.box.gated})
+            for node in graph.nodes:
+                gated.extend(n for n in self._view(node, None).box.gated if n not in gated)
+            if gated:
+                problems.append(
+                    f"tools {', '.join(sorted(gated))} need approval, and a run can only "
+                    "pause for it with a checkpoint store: pass store=... (MemoryStore() "
+                    "for one process)"
+                )
         if problems:
             raise ConfigurationError(
                 "the runner cannot be built:\n" + "\n".join(f"  - {p}" for p in problems)
@@ -227,7 +266,7 @@ class Runner:
         """A run, not yet started: ``await run.execute()`` runs it; its ``transcript``,
         ``path`` and ``usage`` can be read while it runs and after it is cancelled.
         ``options`` are those of `RunOptions`."""
-        return GraphRun(
+        run = GraphRun(
             self,
             message,
             options.get("history", ()),
@@ -236,6 +275,99 @@ class Runner:
             options.get("current_intent"),
             options.get("run_id"),
         )
+        conversation_id = options.get("conversation_id")
+        if conversation_id is not None:
+            if self.store is None:
+                raise ConfigurationError(
+                    "conversation_id= needs a runner with a store (Runner(..., store=...))"
+                )
+            run.conversation_id = conversation_id
+            run._load_conversation = "history" not in options
+        return run
+
+    async def resume(
+        self,
+        run_id: str,
+        decisions: Mapping[str, Decision | bool] | None = None,
+        *,
+        deps: Any = None,
+        on_event: Callable[[GraphEvent], None] | None = None,
+    ) -> GraphResult[Any]:
+        """Continue a run from its last checkpoint: one paused for approval, or one whose
+        process died (any step; another process may resume it).
+
+        Tool calls whose outcome was saved are not run again. A call that was running when
+        the process died is run again if its tool is ``idempotent``; otherwise the run pauses
+        again with a `PendingApproval` of kind ``"interrupted"`` for it.
+
+        Args:
+            run_id: The run.
+            decisions: For a paused run, a decision for every pending approval, by its id:
+                a `Decision`, or ``True``/``False`` (a rejection reaches the model as the
+                call's error result, with the reason).
+            deps: The application's dependencies (they are not saved with the run).
+            on_event: As for `run`.
+
+        Raises:
+            RunNotResumable: The run has ended, or the decisions do not match its pending
+                approvals (missing, unknown).
+            CheckpointNotFound: No such run.
+            CheckpointConflict: Another process saved the run meanwhile (it is resuming it).
+            ConfigurationError: The runner has no store.
+        """
+        store = self._require_store("resume()")
+        checkpoint = await store.load(run_id)
+        state = RunState.loads(checkpoint.data, run_id)
+        if checkpoint.status in ("finished", "failed", "cancelled"):
+            raise RunNotResumable(run_id, f"it has {checkpoint.status}")
+        given = {
+            key: value if isinstance(value, Decision) else Decision(approved=bool(value))
+            for key, value in (decisions or {}).items()
+        }
+        pending = state.progress.approvals if state.progress is not None else []
+        ids = {approval.id for approval in pending}
+        unknown = sorted(set(given) - ids)
+        missing = sorted(ids - set(given))
+        if unknown or missing:
+            detail = "; ".join(
+                part
+                for part in (
+                    f"no pending approval has the id(s) {', '.join(unknown)}" if unknown else "",
+                    f"decide every pending approval: missing {', '.join(missing)}"
+                    if missing
+                    else "",
+                )
+                if part
+            )
+            raise RunNotResumable(run_id, detail)
+        if state.progress is not None:
+            for approval in pending:
+                state.progress.decisions[approval.tool_call_id] = given[approval.id]
+            state.progress.approvals = []
+        run = GraphRun(
+            self,
+            state.message,
+            state.transcript[: state.history_len],
+            deps,
+            None,
+            state.current_intent,
+            run_id,
+        )
+        run._restore(state, checkpoint.version)
+        return await run.execute(on_event)
+
+    async def transcript(self, conversation_id: str) -> tuple[Message, ...]:
+        """The conversation's transcript so far, from the store (empty for a new one)."""
+        store = self._require_store("transcript()")
+        latest = await store.latest(conversation_id)
+        if latest is None:
+            return ()
+        return tuple(RunState.loads(latest.data, latest.run_id).transcript)
+
+    def _require_store(self, what: str) -> CheckpointStore:
+        if self.store is None:
+            raise ConfigurationError(f"{what} needs a runner with a store (Runner(..., store=...))")
+        return self.store
 
     async def run(
         self,
@@ -443,6 +575,7 @@ class GraphRun:
         self.history = tuple(history)
         self.transcript: list[Message] = [*history, self.message]
         graph = runner.graph
+        self._fresh_state = state is None
         if state is None and graph.state_type is not None:
             state = graph.state_type()
         self.state = state
@@ -462,6 +595,119 @@ class GraphRun:
         self._started = False
         self._route_seconds = 0.0
         self._excluded: set[str] = set()
+        # Durable runs (a runner with a store).
+        self.store = runner.store
+        self.conversation_id: str | None = None
+        self.seq: int | None = None
+        self.status: RunStatus = "running"
+        self._load_conversation = False
+        self._version = 0
+        self._resumed: RunState | None = None
+        self._output: Any = None
+        self._error: dict[str, str] | None = None
+        self._node: str | None = None  # the node at work, for the last checkpoint
+
+    def _restore(self, state: RunState, version: int) -> None:
+        """Take a checkpoint's state back, to resume from it."""
+        graph = self.runner.graph
+        self._resumed = state
+        self._version = version
+        self.conversation_id, self.seq = state.conversation_id, state.seq
+        self.transcript = list(state.transcript)
+        self.decision = state.decision
+        self._excluded = set(state.excluded)
+        for node, usage in state.usage_by_node.items():
+            self.usage_by_node[node] = usage
+        if state.guards is not None:
+            self.guards.restore(state.guards)
+        if state.state is not None and graph.state_type is not None:
+            self.state = graph.state_type.model_validate(state.state)
+            self.context = replace(self.context, state=self.state)
+        if state.intent is not None:
+            self.context = replace(self.context, intent=state.intent)
+
+    async def _open_conversation(self) -> None:
+        """Continue the conversation's last run: its transcript, intent and state."""
+        assert self.store is not None and self.conversation_id is not None
+        latest = await self.store.latest(self.conversation_id)
+        if latest is None:
+            self.seq = 1
+            return
+        self.seq = (latest.seq or 0) + 1
+        if latest.status in ("running", "paused"):
+            raise CheckpointConflict(
+                self.context.run_id,
+                None,
+                None,
+                f"conversation {self.conversation_id!r} has a run {latest.status} "
+                f"({latest.run_id!r}); resume it (Runner.resume) before sending a new message",
+            )
+        if not self._load_conversation:
+            return
+        last = RunState.loads(latest.data, latest.run_id)
+        self.history = tuple(last.transcript)
+        self.transcript = [*self.history, self.message]
+        if self.current_intent is None:
+            self.current_intent = last.intent
+        graph = self.runner.graph
+        if last.state is not None and graph.state_type is not None and self._fresh_state:
+            self.state = graph.state_type.model_validate(last.state)
+            self.context = replace(self.context, state=self.state)
+
+    def _snapshot(self, phase: Phase, node: str | None, run: _Run | None) -> RunState:
+        state = self.state
+        if state is not None and not isinstance(state, BaseModel):
+            raise ConfigurationError(
+                "a durable run's state must be a Pydantic model (the graph's state_type), "
+                f"got {type(state).__name__}"
+            )
+        return RunState(
+            run_id=self.context.run_id,
+            conversation_id=self.conversation_id,
+            seq=self.seq,
+            status=self.status,
+            phase=phase,
+            message=self.message,
+            history_len=len(self.history),
+            transcript=self.transcript,
+            current_intent=self.current_intent,
+            decision=self.decision,
+            intent=self.context.intent,
+            excluded=sorted(self._excluded),
+            node=node,
+            progress=run.snapshot(phase) if run is not None else None,
+            guards=self.guards.snapshot(),
+            usage_by_node=dict(self.usage_by_node),
+            state=state.model_dump(mode="json") if state is not None else None,
+            output=pydantic_core.to_jsonable_python(self._output, fallback=str),
+            error=self._error,
+        )
+
+    async def _save(self, phase: Phase, node: str | None = None, run: _Run | None = None) -> None:
+        if self.store is None:
+            return
+        data = self._snapshot(phase, node, run).dumps()
+        self._version = await self.store.save(
+            self.context.run_id,
+            data=data,
+            status=self.status,
+            expected_version=self._version,
+            conversation_id=self.conversation_id,
+            seq=self.seq,
+        )
+
+    async def _save_node(self, run: _Run, phase: Phase) -> None:
+        self.status = "paused" if run.approvals else "running"
+        await self._save(phase, run.agent.name, run)
+
+    async def _save_end(self, status: RunStatus, node: str | None) -> None:
+        """The last checkpoint of a run that ended (kept even while being cancelled)."""
+        if self.store is None:
+            return
+        self.status = status
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + 10
+            await self._save("done", node)
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -481,41 +727,80 @@ class GraphRun:
             raise RuntimeError("a GraphRun runs once; start another with Runner.start")
         self._started = True
         started = _perf()
+        node: str | None = None
+        try:
+            output, node, stop = await self._execute(on_event, started)
+        except Paused as paused:
+            return self._result(None, node, "paused", started, paused.approvals)
+        except RunError as exc:
+            if self.store is not None and not isinstance(exc, StoreError):
+                self._error = {"type": type(exc).__name__, "message": str(exc)}
+                await self._save_end("failed", self._node)
+            raise
+        except anyio.get_cancelled_exc_class():
+            await self._save_end("cancelled", self._node)
+            raise
+        self._output = output
+        await self._save_end("finished", node)
+        return self._result(output, node, stop, started)
+
+    async def _execute(
+        self, on_event: Callable[[GraphEvent], None] | None, started: float
+    ) -> tuple[Any, str | None, GraphStop]:
         runner = self.runner
         log = _log.bind(run_id=self.context.run_id)
-        node = ""
+        self._node = None
 
         def notice(guard: str, detail: str) -> None:
-            log.info("graph.guard", node=node, guard=guard, detail=detail)
+            log.info("graph.guard", node=self._node, guard=guard, detail=detail)
             if on_event is not None:
-                on_event(GuardNotice(node, guard, detail))
+                on_event(GuardNotice(self._node or "", guard, detail))
 
         self.guards.on_trip = notice
+        saver = self._save_node if self.store is not None else None
+        resumed, self._resumed = self._resumed, None
         intent: Intent | None = None
-        if runner.router is not None:
-            route_start = _perf()
-            self.decision = await runner.router.route(self._text(), current=self.current_intent)
-            self._route_seconds = _perf() - route_start
+        progress = None
+        if resumed is not None and resumed.node is not None:
+            node = resumed.node
+            if resumed.intent is not None and runner.router is not None:
+                intent = runner.router.intents.get(resumed.intent)
+            progress = resumed.progress
+            log = log.bind(intent=self.context.intent)
+            log.info("graph.run.resumed", node=node, phase=resumed.phase)
+        else:
+            if self._load_conversation or (self.conversation_id and self.seq is None):
+                await self._open_conversation()
+            if resumed is None:
+                await self._save("start")
+            if runner.router is not None:
+                route_start = _perf()
+                self.decision = await runner.router.route(self._text(), current=self.current_intent)
+                self._route_seconds = _perf() - route_start
+                if on_event is not None:
+                    on_event(RouteDecided(self.decision))
+                if self.decision.intent is not None:
+                    intent = runner.router.intents[self.decision.intent]
+            entry = (
+                intent.entry if intent is not None and intent.entry is not None else runner.entry
+            )
+            if intent is not None:
+                self.context = replace(self.context, intent=intent.name)
+                log = log.bind(intent=intent.name)
+            if entry is None:
+                log.info(
+                    "graph.run.no_intent", reason=self.decision.reason if self.decision else ""
+                )
+                return None, None, "no_intent"
+            node = entry
+            self.guards.enter(node)
+            log.info("graph.run.started", entry=node)
             if on_event is not None:
-                on_event(RouteDecided(self.decision))
-            if self.decision.intent is not None:
-                intent = runner.router.intents[self.decision.intent]
-        entry = intent.entry if intent is not None and intent.entry is not None else runner.entry
-        if intent is not None:
-            self.context = replace(self.context, intent=intent.name)
-            log = log.bind(intent=intent.name)
-        if entry is None:
-            log.info("graph.run.no_intent", reason=self.decision.reason if self.decision else "")
-            return self._result(None, None, "no_intent", started)
-
-        node = entry
-        self.guards.enter(node)
-        log.info("graph.run.started", entry=node)
-        if on_event is not None:
-            on_event(NodeStarted(node, "entry"))
+                on_event(NodeStarted(node, "entry"))
         graph = runner.graph
         try:
             while True:
+                self._node = node
                 agent: Agent[Any] = graph.agent(node)
                 ctx = replace(self.context, agent=node)
                 result = await agent._run_node(
@@ -525,14 +810,17 @@ class GraphRun:
                     view=runner._view(node, intent),
                     guards=self.guards,
                     on_event=on_event,
+                    progress=progress,
+                    saver=saver,
                 )
+                progress = None
                 self.steps.append(result)
                 self.usage_by_node[node] = self.usage_by_node[node] + result.usage
                 if result.handoff is not None and result.handoff.target == REROUTE:
                     entry, intent = await self._reroute(node, intent, result, on_event)
                     log = log.bind(intent=intent.name if intent is not None else None)
                     if entry is None:
-                        return self._result(None, None, "no_intent", started)
+                        return None, None, "no_intent"
                     source, node = node, entry
                     self.guards.enter(node)
                     if on_event is not None:
@@ -561,6 +849,9 @@ class GraphRun:
                 self.guards.enter(node)
                 if on_event is not None:
                     on_event(NodeStarted(node, "transition", source))
+        except Paused as paused:
+            log.info("graph.run.paused", node=node, pending=len(paused.approvals))
+            raise
         except RunError as exc:
             exc.transcript = tuple(self.transcript)
             exc.usage = self.usage
@@ -576,17 +867,16 @@ class GraphRun:
             "max_turns" if last.stop_reason == "max_turns" or "max_steps" in self.guards.tripped
             else "final_answer"
         )  # fmt: skip
-        result_ = self._result(last.output, node, stop, started)
         log.info(
             "graph.run.finished",
-            path=result_.path,
+            path=self.path,
             stop_reason=stop,
-            requests=result_.usage.requests,
-            prompt_tokens=result_.usage.prompt_tokens,
-            completion_tokens=result_.usage.completion_tokens,
-            seconds=round(result_.duration, 4),
+            requests=self.usage.requests,
+            prompt_tokens=self.usage.prompt_tokens,
+            completion_tokens=self.usage.completion_tokens,
+            seconds=round(_perf() - started, 4),
         )
-        return result_
+        return last.output, node, stop
 
     async def _reroute(
         self,
@@ -642,6 +932,7 @@ class GraphRun:
         node: str | None,
         stop: GraphStop,
         started: float,
+        pending: Sequence[PendingApproval] = (),
     ) -> GraphResult[Any]:
         transcript = tuple(self.transcript)
         return GraphResult(
@@ -661,4 +952,6 @@ class GraphRun:
             run_id=self.context.run_id,
             duration=_perf() - started,
             route_seconds=self._route_seconds,
+            pending=tuple(pending),
+            conversation_id=self.conversation_id,
         )

@@ -30,7 +30,6 @@ import binascii
 import hashlib
 import sqlite3
 import threading
-import time
 from array import array
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ import anyio
 import anyio.to_thread
 import openai
 
+from intentflow import _sqlite
 from intentflow.errors import ArtifactError, ConfigurationError, ModelResponseError
 from intentflow.models.openai_chat import model_error
 
@@ -286,15 +286,7 @@ _SCHEMA = (
 _LOOKUP_CHUNK = 500  # digests per SELECT: below SQLite's limit on bound parameters
 
 
-_OPEN_TIMEOUT = 30.0  # seconds: as long as the connection's own busy timeout
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    """Whether SQLite refused because another connection holds a lock (worth a retry)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return "locked" in str(exc) or "busy" in str(exc)
+_OPEN_TIMEOUT = _sqlite.OPEN_TIMEOUT
 
 
 def _digest(text: str) -> bytes:
@@ -340,24 +332,12 @@ class EmbeddingCache:
             self.path, timeout=30.0, check_same_thread=False, isolation_level=None
         )
         try:
-            # The connection's busy timeout does not cover every lock conflict of a cache
-            # being created by two connections at once (SQLite answers the switch to
-            # write-ahead logging with "database is locked" at once), so retry while the
-            # other side finishes; a file that stays locked is reported after the deadline.
-            deadline = time.monotonic() + _OPEN_TIMEOUT
-            delay = 0.005
-            while True:
-                try:
-                    self._check(connection)
-                    break
-                except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc) or time.monotonic() + delay > deadline:
-                        raise ArtifactError(
-                            self.path,
-                            f"cannot be opened: {exc}; another process may hold it locked",
-                        ) from None
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.2)
+            _sqlite.retry_busy(lambda: self._check(connection), _OPEN_TIMEOUT)
+        except sqlite3.OperationalError as exc:  # still locked after the deadline
+            connection.close()
+            raise ArtifactError(
+                self.path, f"cannot be opened: {exc}; another process may hold it locked"
+            ) from None
         except BaseException:
             connection.close()
             raise
@@ -397,7 +377,7 @@ class EmbeddingCache:
                 else {}
             )
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+            if isinstance(exc, sqlite3.OperationalError) and _sqlite.is_busy(exc):
                 raise  # retried by _connect
             raise ArtifactError(
                 self.path,

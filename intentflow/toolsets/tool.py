@@ -44,7 +44,7 @@ from intentflow.toolsets.policy import RetryPolicy
 from intentflow.toolsets.strict import compile_strict
 from intentflow.toolsets.validation import build_schema_validator, field_errors, parse_arguments
 
-__all__ = ["ConcurrencyKey", "Tool", "tool", "valid_tool_name"]
+__all__ = ["Approval", "ConcurrencyKey", "Tool", "tool", "valid_tool_name"]
 
 _log = structlog.get_logger("intentflow.toolsets")
 
@@ -54,6 +54,9 @@ ConcurrencyKey = str | Callable[[Mapping[str, Any]], str]
 """Calls with the same key run one at a time: a fixed string, or a function of the arguments."""
 
 Handler = Callable[..., Any]
+
+#: Whether a call needs approval: always (``True``), never, or as a predicate on its arguments.
+Approval = bool | Callable[[dict[str, Any]], bool]
 
 
 def valid_tool_name(name: str) -> str | None:
@@ -79,6 +82,8 @@ class _Options:
     exclusive: bool
     concurrency_key: ConcurrencyKey | None
     sensitive: bool | frozenset[str]
+    approval: Approval = False
+    idempotent: bool = False
 
 
 class Tool:
@@ -102,6 +107,11 @@ class Tool:
         concurrency_key: Calls with the same key (in one batch) run one at a time.
         sensitive: ``True`` to keep all arguments out of logs, or the names of the arguments
             to redact.
+        approval: Whether a call needs a person's approval before it runs: ``True`` always,
+            or a predicate on the validated arguments (``lambda a: a["amount"] > 100``). A
+            run reaching such a call pauses (see `Runner.resume`).
+        idempotent: Whether running a call twice is harmless; a call that was running when
+            its process died is re-run on resume only if so (otherwise the run asks).
     """
 
     __slots__ = (
@@ -113,10 +123,12 @@ class Tool:
         "_openai_strict",
         "_validate_dict",
         "api_name",
+        "approval",
         "concurrency_key",
         "description",
         "exclusive",
         "handler",
+        "idempotent",
         "name",
         "parameters",
         "relaxed",
@@ -141,6 +153,8 @@ class Tool:
     exclusive: bool
     concurrency_key: ConcurrencyKey | None
     sensitive: bool | frozenset[str]
+    approval: Approval
+    idempotent: bool
     handler: Handler
 
     def __init__(
@@ -175,6 +189,8 @@ class Tool:
         self.exclusive = opts.exclusive
         self.concurrency_key = opts.concurrency_key
         self.sensitive = opts.sensitive
+        self.approval = opts.approval
+        self.idempotent = opts.idempotent
         self.unenforced = unenforced
         self._validate_dict = validate_dict
         self._call = call
@@ -219,6 +235,8 @@ class Tool:
         exclusive: bool = False,
         concurrency_key: ConcurrencyKey | None = None,
         sensitive: bool | Collection[str] = False,
+        approval: Approval = False,
+        idempotent: bool = False,
     ) -> Tool:
         """Build a tool from a function, sync or async.
 
@@ -283,7 +301,9 @@ class Tool:
             call=call,
             context_param=context_param,
             strict=strict,
-            options=_options(timeout, retry, exclusive, concurrency_key, sensitive),
+            options=_options(
+                timeout, retry, exclusive, concurrency_key, sensitive, approval, idempotent
+            ),
         )
 
     @classmethod
@@ -301,6 +321,8 @@ class Tool:
         exclusive: bool = False,
         concurrency_key: ConcurrencyKey | None = None,
         sensitive: bool | Collection[str] = False,
+        approval: Approval = False,
+        idempotent: bool = False,
     ) -> Tool:
         """Build a tool whose arguments are an explicit Pydantic model.
 
@@ -356,7 +378,9 @@ class Tool:
             call=call,
             context_param=context_param,
             strict=strict,
-            options=_options(timeout, retry, exclusive, concurrency_key, sensitive),
+            options=_options(
+                timeout, retry, exclusive, concurrency_key, sensitive, approval, idempotent
+            ),
         )
 
     @classmethod
@@ -374,6 +398,8 @@ class Tool:
         exclusive: bool = False,
         concurrency_key: ConcurrencyKey | None = None,
         sensitive: bool | Collection[str] = False,
+        approval: Approval = False,
+        idempotent: bool = False,
     ) -> Tool:
         """Build a tool from a JSON Schema and a handler that takes the arguments as a dict.
 
@@ -427,7 +453,9 @@ class Tool:
             context_param=context_param,
             strict=strict,
             unenforced=validator.unenforced,
-            options=_options(timeout, retry, exclusive, concurrency_key, sensitive),
+            options=_options(
+                timeout, retry, exclusive, concurrency_key, sensitive, approval, idempotent
+            ),
         )
 
     # ------------------------------------------------------------------ behaviour
@@ -461,6 +489,23 @@ class Tool:
             return self._validate_dict(data)
         except ValidationError as exc:
             raise InvalidToolArguments(self.name, field_errors(exc)) from None
+
+    def needs_approval(self, arguments: Mapping[str, Any]) -> bool:
+        """Whether a call with these (validated) arguments must be approved before it runs.
+
+        Examples:
+            >>> def refund(order_id: str, amount: float) -> str:
+            ...     return "refunded"
+            >>> t = Tool.from_function(refund, approval=lambda a: a["amount"] > 100)
+            >>> t.needs_approval({"order_id": "A1", "amount": 20.0})
+            False
+            >>> t.needs_approval({"order_id": "A1", "amount": 250.0})
+            True
+        """
+        approval = self.approval
+        if isinstance(approval, bool):
+            return approval
+        return bool(approval(dict(arguments)))
 
     @property
     def takes_context(self) -> bool:
@@ -541,6 +586,8 @@ def tool(
     exclusive: bool = False,
     concurrency_key: ConcurrencyKey | None = None,
     sensitive: bool | Collection[str] = False,
+    approval: Approval = False,
+    idempotent: bool = False,
 ) -> Callable[[Handler], Tool]: ...
 
 
@@ -557,6 +604,8 @@ def tool(
     exclusive: bool = False,
     concurrency_key: ConcurrencyKey | None = None,
     sensitive: bool | Collection[str] = False,
+    approval: Approval = False,
+    idempotent: bool = False,
 ) -> Tool | Callable[[Handler], Tool]:
     """Make a `Tool` from a function; use bare (``@tool``) or with options.
 
@@ -581,6 +630,8 @@ def tool(
             exclusive=exclusive,
             concurrency_key=concurrency_key,
             sensitive=sensitive,
+            approval=approval,
+            idempotent=idempotent,
         )
 
     return make(fn) if fn is not None else make
@@ -595,11 +646,15 @@ def _options(
     exclusive: bool,
     concurrency_key: ConcurrencyKey | None,
     sensitive: bool | Collection[str],
+    approval: Approval = False,
+    idempotent: bool = False,
 ) -> _Options:
     hidden: bool | frozenset[str] = (
         sensitive if isinstance(sensitive, bool) else frozenset(sensitive)
     )
-    return _Options(timeout, retry, exclusive, concurrency_key, hidden)
+    if not isinstance(approval, bool) and not callable(approval):
+        raise TypeError(f"approval must be a bool or a predicate, got {approval!r}")
+    return _Options(timeout, retry, exclusive, concurrency_key, hidden, approval, idempotent)
 
 
 def _is_async_callable(fn: Any) -> bool:

@@ -13,7 +13,7 @@ from typing import Any, overload
 
 from intentflow.errors import ToolNameError
 from intentflow.toolsets.policy import RetryPolicy
-from intentflow.toolsets.tool import ConcurrencyKey, Handler, Tool, tool
+from intentflow.toolsets.tool import Approval, ConcurrencyKey, Handler, Tool, tool
 
 __all__ = ["Toolset"]
 
@@ -89,6 +89,8 @@ class Toolset:
         exclusive: bool = False,
         concurrency_key: ConcurrencyKey | None = None,
         sensitive: bool | Collection[str] = False,
+        approval: Approval = False,
+        idempotent: bool = False,
     ) -> Callable[[Handler], Tool]: ...
 
     def tool(
@@ -105,6 +107,8 @@ class Toolset:
         exclusive: bool = False,
         concurrency_key: ConcurrencyKey | None = None,
         sensitive: bool | Collection[str] = False,
+        approval: Approval = False,
+        idempotent: bool = False,
     ) -> Tool | Callable[[Handler], Tool]:
         """Register a function as a tool of this toolset; use bare or with options.
 
@@ -121,6 +125,8 @@ class Toolset:
             exclusive=exclusive,
             concurrency_key=concurrency_key,
             sensitive=sensitive,
+            approval=approval,
+            idempotent=idempotent,
         )
 
         def register(f: Handler) -> Tool:
