@@ -718,7 +718,9 @@ class _Run:
 
     def snapshot(self, phase: Phase) -> NodeProgress:
         """Where this loop is, for a checkpoint."""
-        return NodeProgress(
+        # Built from values that are valid by construction: validating again would cost
+        # more than the JSON encoding, at every step of every durable run.
+        return NodeProgress.model_construct(
             phase=phase,
             turn=self.turn,
             retries_left=self.retries_left,
@@ -1062,7 +1064,11 @@ class _Run:
         self.approvals = []
         if runnable:
             self.in_flight = [c.id for c in runnable]
-            await self._save("tools")
+            tools = self.box.executor.tools
+            # Only a call that must not run twice needs to be known as in flight before it
+            # starts: after a crash, an idempotent one unrecorded is simply run again.
+            if any(getattr(tools.get(c.name), "idempotent", True) is False for c in runnable):
+                await self._save("tools")
             await self.box.executor.execute(
                 runnable,
                 allowed=allowed,

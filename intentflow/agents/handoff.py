@@ -79,6 +79,7 @@ class Handoff:
             name=self.tool_name,
             description=self.description
             or f"Transfer the conversation to {target}, who will continue it.",
+            idempotent=True,  # it only says "transferred": the graph run acts on it
         )
 
 

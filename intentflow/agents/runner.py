@@ -661,7 +661,8 @@ class GraphRun:
                 "a durable run's state must be a Pydantic model (the graph's state_type), "
                 f"got {type(state).__name__}"
             )
-        return RunState(
+        # Valid by construction (see _Run.snapshot): built without validating it again.
+        return RunState.model_construct(
             run_id=self.context.run_id,
             conversation_id=self.conversation_id,
             seq=self.seq,

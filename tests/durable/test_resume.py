@@ -358,8 +358,11 @@ async def test_an_incompatible_or_damaged_checkpoint_is_a_clear_error() -> None:
 async def test_approval_tools_need_a_store() -> None:
     with pytest.raises(ConfigurationError, match="issue_refund need approval"):
         build(None, Effects())
-    gated = Tool.from_function(lambda x: x, name="gated", approval=True)
-    agent = Agent(name="solo", model=ScriptedModel([]), tools=[gated])
+    def gated(x: int) -> int:
+        return x
+
+    gated_tool = Tool.from_function(gated, approval=True)
+    agent = Agent(name="solo", model=ScriptedModel([]), tools=[gated_tool])
     with pytest.raises(ConfigurationError, match="in a Runner with a checkpoint store"):
         await agent.run("hi")
     with pytest.raises(ConfigurationError, match="conversation_id= needs a runner with a store"):
