@@ -39,9 +39,8 @@ from typing import Any
 import anyio
 import structlog
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.stores.postgres_server
 from _stats import machine_info, markdown_table, package_versions, summarize
 
 from intentflow.agents import Agent, AgentGraph, Runner, RunState
@@ -180,9 +179,7 @@ async def run_overhead(
     per_sample: dict[str, list[float]] = {name: [] for name in contenders}
     saves: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as directory:
-        stores = {
-            kind: await open_store(kind, Path(directory), dsn) for kind in kinds
-        }
+        stores = {kind: await open_store(kind, Path(directory), dsn) for kind in kinds}
         runners = {name: build(stores.get(name)) for name in contenders}
         for runner in runners.values():  # warm up
             await runner.run("I want a refund")

@@ -199,6 +199,7 @@ class RunState(BaseModel):
     state: Any = None
     output: Any = None
     error: dict[str, str] | None = None
+    resume_at: int | None = None  # a failed/cancelled run resumes from transcript[:resume_at]
 
     def dumps(self) -> str:
         """The checkpoint's JSON text."""

@@ -293,8 +293,10 @@ class Runner:
         deps: Any = None,
         on_event: Callable[[GraphEvent], None] | None = None,
     ) -> GraphResult[Any]:
-        """Continue a run from its last checkpoint: one paused for approval, or one whose
-        process died (any step; another process may resume it).
+        """Continue a run from its last checkpoint: one paused for approval, one whose process
+        died (at any step; another process may resume it), or one that failed or was
+        cancelled (it goes back to its last step; the tool results written for its cancelled
+        calls are dropped).
 
         Tool calls whose outcome was saved are not run again. A call that was running when
         the process died is run again if its tool is ``idempotent``; otherwise the run pauses
@@ -309,8 +311,8 @@ class Runner:
             on_event: As for `run`.
 
         Raises:
-            RunNotResumable: The run has ended, or the decisions do not match its pending
-                approvals (missing, unknown).
+            RunNotResumable: The run has finished, its conversation has moved on to a later
+                run, or the decisions do not match its pending approvals (missing, unknown).
             CheckpointNotFound: No such run.
             CheckpointConflict: Another process saved the run meanwhile (it is resuming it).
             ConfigurationError: The runner has no store.
@@ -318,8 +320,22 @@ class Runner:
         store = self._require_store("resume()")
         checkpoint = await store.load(run_id)
         state = RunState.loads(checkpoint.data, run_id)
-        if checkpoint.status in ("finished", "failed", "cancelled"):
+        if checkpoint.status == "finished" or state.phase == "done":
             raise RunNotResumable(run_id, f"it has {checkpoint.status}")
+        # The store's row, not the document, says which conversation place the run holds.
+        state.conversation_id, state.seq = checkpoint.conversation_id, checkpoint.seq
+        if state.resume_at is not None:  # failed or cancelled: back to its last step
+            state.transcript = state.transcript[: state.resume_at]
+            state.resume_at = None
+            state.error = None
+        if state.conversation_id is not None and state.seq is not None:
+            latest = await store.latest(state.conversation_id)
+            if latest is not None and (latest.seq or 0) > state.seq:
+                raise RunNotResumable(
+                    run_id,
+                    f"conversation {state.conversation_id!r} has moved on (run "
+                    f"{latest.run_id!r} came after it)",
+                )
         given = {
             key: value if isinstance(value, Decision) else Decision(approved=bool(value))
             for key, value in (decisions or {}).items()
@@ -606,6 +622,7 @@ class GraphRun:
         self._output: Any = None
         self._error: dict[str, str] | None = None
         self._node: str | None = None  # the node at work, for the last checkpoint
+        self._last_step: RunState | None = None
 
     def _restore(self, state: RunState, version: int) -> None:
         """Take a checkpoint's state back, to resume from it."""
@@ -670,7 +687,7 @@ class GraphRun:
             phase=phase,
             message=self.message,
             history_len=len(self.history),
-            transcript=self.transcript,
+            transcript=list(self.transcript),  # a copy: the run goes on appending
             current_intent=self.current_intent,
             decision=self.decision,
             intent=self.context.intent,
@@ -687,7 +704,13 @@ class GraphRun:
     async def _save(self, phase: Phase, node: str | None = None, run: _Run | None = None) -> None:
         if self.store is None:
             return
-        data = self._snapshot(phase, node, run).dumps()
+        await self._write(self._snapshot(phase, node, run))
+
+    async def _write(self, state: RunState) -> None:
+        assert self.store is not None
+        data = state.dumps()
+        if state.phase != "done":
+            self._last_step = state  # where a failed or cancelled run resumes from
         self._version = await self.store.save(
             self.context.run_id,
             data=data,
@@ -702,13 +725,30 @@ class GraphRun:
         await self._save(phase, run.agent.name, run)
 
     async def _save_end(self, status: RunStatus, node: str | None) -> None:
-        """The last checkpoint of a run that ended (kept even while being cancelled)."""
+        """The last checkpoint of a run that ended (kept even while being cancelled).
+
+        A failed or cancelled run keeps its last step's checkpoint to resume from, with the
+        whole transcript as the run left it (every tool call answered) for the conversation
+        to go on from; ``resume_at`` says how much of it the step had.
+        """
         if self.store is None:
             return
         self.status = status
+        last = self._last_step
+        if status == "finished" or last is None:
+            state = self._snapshot("done", node, None)
+        else:
+            state = last.model_copy(
+                update={
+                    "status": status,
+                    "transcript": list(self.transcript),
+                    "resume_at": len(last.transcript),
+                    "error": self._error,
+                }
+            )
         with anyio.CancelScope(shield=True) as scope:
             scope.deadline = anyio.current_time() + 10
-            await self._save("done", node)
+            await self._write(state)
 
     @property
     def path(self) -> tuple[str, ...]:

@@ -295,24 +295,33 @@ async def test_a_conversation_with_a_paused_run_refuses_a_new_message(
     assert s1 is not None and s1.seq == 2
 
 
-async def test_a_failed_run_is_saved_with_its_error_and_transcript(
+async def test_a_failed_run_is_saved_and_resumes_from_its_last_step(
     store: CheckpointStore,
 ) -> None:
+    expected = await uninterrupted()
     model = ScriptedModel([Reply.call("transfer_to_billing", {}, id="t1"), Fault.server_error()])
-    runner = build(store, Effects(), model=model)
+    effects = Effects()
+    runner = build(store, effects, model=model)
     with pytest.raises(ModelAPIError) as caught:
-        await runner.run("refund please", run_id="r")
+        await runner.run("I want a refund", run_id="r")
     checkpoint = await store.load("r")
     state = RunState.loads(checkpoint.data)
     assert checkpoint.status == "failed"
-    assert state.error is not None and state.error["type"] == type(caught.value).__name__
+    assert state.error is not None and state.error["type"] == "ModelAPIError"
     assert len(state.transcript) == len(caught.value.transcript)
-    with pytest.raises(RunNotResumable, match="failed"):
+    # The endpoint is back: the run goes on from the step that failed.
+    result = await build(store, effects).resume("r")
+    assert dumped(result.transcript) == dumped(expected.transcript)
+    assert effects.read() == {"lookup_order": 1, "issue_refund": 1}
+    with pytest.raises(RunNotResumable, match="finished"):
         await runner.resume("r")
 
 
-async def test_a_cancelled_run_keeps_its_transcript(store: CheckpointStore) -> None:
+async def test_a_cancelled_run_keeps_its_transcript_and_can_resume(
+    store: CheckpointStore,
+) -> None:
     started = anyio.Event()
+    effects = Effects()
 
     async def slow_refund(order_id: str, amount: float) -> str:
         started.set()
@@ -332,14 +341,29 @@ async def test_a_cancelled_run_keeps_its_transcript(store: CheckpointStore) -> N
     )
     runner = Runner(None, graph, entry="triage", store=store)
     async with anyio.create_task_group() as group:
-        group.start_soon(lambda: runner.run("refund", run_id="r"))
+        group.start_soon(lambda: runner.run("refund", run_id="r", conversation_id="c"))
         await started.wait()
         group.cancel_scope.cancel()
     checkpoint = await store.load("r")
     assert checkpoint.status == "cancelled"
     state = RunState.loads(checkpoint.data)
     answers = {m.tool_call_id: m for m in state.transcript if isinstance(m, ToolMessage)}
-    assert set(answers) >= {"c1", "c2"} and answers["c2"].is_error
+    assert set(answers) >= {"c1", "c2"} and answers["c2"].is_error  # every call answered
+    assert state.resume_at is not None and state.resume_at < len(state.transcript)
+    # Resumed (the client came back): the refund was in flight and is not idempotent.
+    again = build(store, effects)
+    paused = await again.resume("r")
+    assert [(p.tool, p.kind) for p in paused.pending] == [("issue_refund", "interrupted")]
+    result = await again.resume("r", {paused.pending[0].id: Decision.reject("ask the customer")})
+    assert result.stop_reason == "final_answer"
+    assert effects.read() == {"lookup_order": 1}
+    # Once a later run continues the conversation, the old one cannot be resumed.
+    await store.save(
+        "r0", data=checkpoint.data, status="cancelled", expected_version=0,
+        conversation_id="c", seq=0,
+    )  # fmt: skip
+    with pytest.raises(RunNotResumable, match="moved on"):
+        await again.resume("r0")
 
 
 async def test_an_incompatible_or_damaged_checkpoint_is_a_clear_error() -> None:
@@ -358,6 +382,7 @@ async def test_an_incompatible_or_damaged_checkpoint_is_a_clear_error() -> None:
 async def test_approval_tools_need_a_store() -> None:
     with pytest.raises(ConfigurationError, match="issue_refund need approval"):
         build(None, Effects())
+
     def gated(x: int) -> int:
         return x
 
