@@ -220,7 +220,11 @@ class Runner:
         if store is None:
             gated = sorted({n for v in self._views.values() for n in v.box.gated})
             for node in graph.nodes:
-                gated.extend(n for n in self._view(node, None).box.gated if n not in gated)
+                try:
+                    view = self._view(node, None)
+                except (ConfigurationError, ValueError):
+                    continue  # a node usable only at an intent's entry: checked above
+                gated.extend(n for n in view.box.gated if n not in gated)
             if gated:
                 problems.append(
                     f"tools {', '.join(sorted(gated))} need approval, and a run can only "
