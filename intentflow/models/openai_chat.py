@@ -61,7 +61,29 @@ Narrowing = Literal["send_allowed", "allowed_tools"]
 _TOOLS_CACHE_SIZE = 64
 
 
-class OpenAIChatModel:
+class SDKClientOwner:
+    """Holds an ``openai.AsyncOpenAI``: the one given, or one built from the environment on
+    first use, which `aclose` then closes (a client passed in stays its owner's)."""
+
+    def __init__(self, client: openai.AsyncOpenAI | None) -> None:
+        self._client = client
+        self._owns_client = client is None
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        """The SDK client (built from the environment on first use when none was given)."""
+        if self._client is None:
+            self._client = openai.AsyncOpenAI()
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client if this object built it (a client you passed in stays yours)."""
+        if self._owns_client and self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+class OpenAIChatModel(SDKClientOwner):
     """A chat model behind an OpenAI-compatible Chat Completions endpoint.
 
     Args:
@@ -108,8 +130,7 @@ class OpenAIChatModel:
         self.max_retries = max_retries
         self.timeout = timeout
         self.settings: dict[str, Any] = settings
-        self._client = client
-        self._owns_client = client is None
+        super().__init__(client)
         self._tools_cache: dict[tuple[tuple[Tool, ...], bool], list[dict[str, Any]]] = {}
         self._options: openai.RequestOptions = {}
         if max_retries is not None:
@@ -119,19 +140,6 @@ class OpenAIChatModel:
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel({self.name!r})"
-
-    @property
-    def client(self) -> openai.AsyncOpenAI:
-        """The SDK client (built from the environment on first use when none was given)."""
-        if self._client is None:
-            self._client = openai.AsyncOpenAI()
-        return self._client
-
-    async def aclose(self) -> None:
-        """Close the client if this model built it (a client you passed in stays yours)."""
-        if self._owns_client and self._client is not None:
-            await self._client.close()
-            self._client = None
 
     # ------------------------------------------------------------------ the protocol
 

@@ -41,7 +41,7 @@ import openai
 
 from intentflow import _sqlite
 from intentflow.errors import ArtifactError, ConfigurationError, ModelResponseError
-from intentflow.models.openai_chat import model_error
+from intentflow.models.openai_chat import SDKClientOwner, model_error
 
 __all__ = [
     "CachedEmbedder",
@@ -80,7 +80,7 @@ class Embedder(Protocol):
         ...
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(SDKClientOwner):
     """Embeddings from an OpenAI-compatible ``/embeddings`` endpoint, through the ``openai`` SDK.
 
     Texts are deduplicated, sent in batches of ``batch_size`` (several batches at once, up to
@@ -152,8 +152,7 @@ class OpenAIEmbedder:
         self.batch_size = batch_size
         self.max_concurrency = max_concurrency
         self.encoding_format: Literal["base64", "float"] = encoding_format
-        self._client = client
-        self._owns_client = client is None
+        super().__init__(client)
         self._options: dict[str, Any] = {}
         if max_retries is not None or timeout is not None:
             self._options = {
@@ -164,19 +163,6 @@ class OpenAIEmbedder:
 
     def __repr__(self) -> str:
         return f"OpenAIEmbedder({self.name!r})"
-
-    @property
-    def client(self) -> openai.AsyncOpenAI:
-        """The SDK client (built from the environment on first use when none was given)."""
-        if self._client is None:
-            self._client = openai.AsyncOpenAI()
-        return self._client
-
-    async def aclose(self) -> None:
-        """Close the client if this embedder built it (a client you passed in stays yours)."""
-        if self._owns_client and self._client is not None:
-            await self._client.close()
-            self._client = None
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         """Embed ``texts``: one float32 ``array.array`` per text, in order.

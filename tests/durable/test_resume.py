@@ -290,9 +290,9 @@ async def test_a_conversation_with_a_paused_run_refuses_a_new_message(
     await runner.resume(paused.run_id, {paused.pending[0].id: True})
     model = ScriptedModel([Reply.text("Hi.")])
     assert (await build(store, Effects(), model=model).run("hi", conversation_id="conv")).output
-    # Two replicas taking the same next place: the second is refused.
-    s1 = await store.latest("conv")
-    assert s1 is not None and s1.seq == 2
+    # The resumed run kept its place; the message after it took the next one.
+    latest = await store.latest("conv")
+    assert latest is not None and latest.seq == 2
 
 
 async def test_a_failed_run_is_saved_and_resumes_from_its_last_step(
