@@ -31,12 +31,12 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
 
-__all__ = ["SECRET_KEYS", "configure_logging", "redact_secrets"]
+__all__ = ["SECRET_KEYS", "configure_logging", "redact_secrets", "redact_text"]
 
 SECRET_KEYS = frozenset(
     {
@@ -83,6 +83,25 @@ def redact_secrets(
     for key, value in list(event_dict.items()):
         event_dict[key] = _redact(key, value, 0)
     return event_dict
+
+
+def redact_text(text: str, known: Iterable[str | None] = ()) -> str:
+    """``text`` with credentials replaced by ``[redacted]``.
+
+    Replaced: every occurrence of a ``known`` secret (an API key the caller holds, at least 8
+    characters), then bearer/basic credentials and OpenAI-style keys (``sk-...``).
+
+    Examples:
+        >>> redact_text("Incorrect API key provided: abcd1234efgh.", known=["abcd1234efgh"])
+        'Incorrect API key provided: [redacted].'
+        >>> redact_text("sent Authorization: Bearer sk-abcdefgh12345678")
+        'sent Authorization: [redacted]'
+    """
+    for secret in known:
+        # A short "secret" (a placeholder like "test") would blank out ordinary words.
+        if secret and len(secret) >= 8:
+            text = text.replace(secret, _REDACTED)
+    return _SECRET_VALUE.sub(_REDACTED, text) if len(text) >= 8 else text
 
 
 def _redact(key: object, value: Any, depth: int) -> Any:

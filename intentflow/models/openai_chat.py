@@ -12,7 +12,7 @@ cached (see ``benchmarks/overhead.py``).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
 
@@ -27,6 +27,7 @@ from intentflow.errors import (
     ModelResponseError,
     ModelTimeout,
 )
+from intentflow.log import redact_text
 from intentflow.messages import (
     AssistantMessage,
     Message,
@@ -81,6 +82,18 @@ class SDKClientOwner:
         if self._owns_client and self._client is not None:
             await self._client.close()
             self._client = None
+
+    def _raise_model_error(self, exc: openai.OpenAIError, model: str) -> NoReturn:
+        """Raise the intentflow error for an SDK error, with this client's key scrubbed.
+
+        A proxy may echo the API key in its error message; the key then never reaches the
+        error, and the SDK's exception (which holds the text as received) is not chained.
+        """
+        key = self._client.api_key if self._client is not None else None
+        error = model_error(exc, model, secrets=(key,))
+        received = f"{exc} {getattr(exc, 'body', None)!r}"
+        echoed = redact_text(received, (key,)) != received
+        raise error from (None if echoed else exc)
 
 
 class OpenAIChatModel(SDKClientOwner):
@@ -390,7 +403,7 @@ class OpenAIChatModel(SDKClientOwner):
         yield ResponseCompleted(response)
 
     def _raise(self, exc: openai.OpenAIError) -> NoReturn:
-        raise model_error(exc, self.name) from exc
+        self._raise_model_error(exc, self.name)
 
 
 def _unicode(text: str) -> str:
@@ -476,21 +489,33 @@ def _usage(usage: Any) -> Usage:
     )
 
 
-def model_error(exc: openai.OpenAIError, model: str) -> ModelError:
+def model_error(
+    exc: openai.OpenAIError, model: str, *, secrets: Sequence[str | None] = ()
+) -> ModelError:
     """The intentflow error for an ``openai`` SDK error (any endpoint: chat, embeddings):
-    status, provider message, code and request id kept; retryable ones marked so."""
+    status, provider message, code and request id kept; retryable ones marked so.
+
+    Every text taken from the endpoint or the SDK goes through `redact_text`, with
+    ``secrets`` (the client's API key) replaced wherever it appears.
+    """
+
+    def clean(text: str) -> str:
+        return redact_text(text, secrets)
+
     if isinstance(exc, openai.APITimeoutError):
-        return ModelTimeout(f"the request to {model!r} timed out: {exc}", model=model)
+        return ModelTimeout(f"the request to {model!r} timed out: {clean(str(exc))}", model=model)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__
         detail = f"{exc} ({type(cause).__name__}: {cause})" if cause is not None else str(exc)
-        return ModelConnectionError(f"no complete answer from {model!r}: {detail}", model=model)
+        return ModelConnectionError(
+            f"no complete answer from {model!r}: {clean(detail)}", model=model
+        )
     if isinstance(exc, openai.APIStatusError):
         message, code, kind = _error_fields(exc.body, exc.message)
         cls = ModelRateLimited if exc.status_code == 429 else ModelAPIError
         return cls(
             exc.status_code,
-            message,
+            clean(message),
             code=code,
             type=kind,
             request_id=exc.request_id,
@@ -500,10 +525,10 @@ def model_error(exc: openai.OpenAIError, model: str) -> ModelError:
         message, code, _ = _error_fields(exc.body, exc.message)
         what = f"{code}: " if code else ""
         return ModelResponseError(
-            f"{model!r} reported an error in the middle of its answer: {what}{message}",
+            f"{model!r} reported an error in the middle of its answer: {what}{clean(message)}",
             model=model,
         )
-    return ModelError(f"the request to {model!r} failed: {exc}", model=model)
+    return ModelError(f"the request to {model!r} failed: {clean(str(exc))}", model=model)
 
 
 def _error_fields(body: object, fallback: str) -> tuple[str, str | None, str | None]:

@@ -41,7 +41,7 @@ import openai
 
 from intentflow import _sqlite
 from intentflow.errors import ArtifactError, ConfigurationError, ModelResponseError
-from intentflow.models.openai_chat import SDKClientOwner, model_error
+from intentflow.models.openai_chat import SDKClientOwner
 
 __all__ = [
     "CachedEmbedder",
@@ -205,7 +205,7 @@ class OpenAIEmbedder(SDKClientOwner):
         try:
             response = await client.embeddings.create(**params)
         except openai.OpenAIError as exc:
-            raise model_error(exc, self.model) from exc
+            self._raise_model_error(exc, self.model)
         try:
             items = sorted(response.data, key=lambda item: item.index)
             vectors = [_vector(item.embedding) for item in items]

@@ -1,9 +1,10 @@
 """Security properties: permission, schema closure, prompt injection, secrets, size limits.
 
 * A model naming a tool outside the turn's allowed set (another intent's tool) is refused with
-  ``PERMISSION_DENIED``, in the same words as an unknown tool, and never runs. There is no
-  dedicated refusal counter: refusals are counted from `TurnRecord.outcomes` (and they charge
-  the run's error budget like any failure sent back to the model).
+  ``PERMISSION_DENIED``, in the same words as an unknown tool, and never runs. Refusals are
+  counted (`RunResult.outcome_counts`, `GraphResult.outcome_counts`, ``refused_calls`` in the
+  ``agent.run.finished`` log event) and charge the run's error budget like any failure sent
+  back to the model.
 * Arguments with undeclared fields are rejected by function tools and `Tool.from_model`, also
   when the endpoint gets non-strict schemas. For `Tool.from_json_schema` with
   ``additionalProperties`` unset (an open decision), extra fields are *accepted* and passed to
@@ -12,13 +13,15 @@
   later requests, and the tool it names is still refused.
 * API keys and ``Authorization`` headers never reach logs, error messages or reprs.
 * Size limits: one call's argument text (`Executor`/`Agent` ``max_argument_chars``) and the
-  transcript (`Agent` ``max_transcript_chars``), both off by default.
+  transcript (`Agent` ``max_transcript_chars``, and run-wide `Limits` ``max_transcript_chars``
+  over every agent of a graph run), all off by default.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -31,12 +34,15 @@ from pydantic import BaseModel, ConfigDict
 from intentflow import Toolset
 from intentflow.agents import Agent
 from intentflow.agents.graph import AgentGraph
+from intentflow.agents.guards import Limits
 from intentflow.agents.runner import Runner
 from intentflow.errors import ConfigurationError, ModelAPIError, RunError, TranscriptTooLarge
 from intentflow.log import configure_logging
 from intentflow.messages import ToolMessage
+from intentflow.models import ModelRequest
 from intentflow.models.openai_chat import Narrowing, OpenAIChatModel
 from intentflow.router import Intent, Prediction, Router
+from intentflow.router.embedders import OpenAIEmbedder
 from intentflow.testing import FakeOpenAIServer, Fault, Reply, ScriptedModel
 from intentflow.toolsets import OutcomeKind, Tool, forced, sequence, tool
 from tests.fakes import client_for
@@ -108,10 +114,11 @@ async def test_another_intents_tool_is_refused_like_an_unknown_one(narrowing: Na
     # The model cannot tell a refused tool from one that does not exist.
     assert denied.content.replace("delete_all", "X") == unknown.content.replace("no_such_tool", "X")
     assert json.loads(denied.content)["error"]["kind"] == "unknown_tool"
-    # Counted: per turn, by kind (there is no separate refusal counter).
+    # Counted, by kind, on the result (and as refused_calls in the run's log event).
     kinds = Counter(o.kind for turn in result.turns for o in turn.outcomes)
-    assert kinds[OutcomeKind.PERMISSION_DENIED] == 1
-    assert kinds[OutcomeKind.UNKNOWN_TOOL] == 1
+    assert result.outcome_counts == kinds
+    assert result.outcome_counts[OutcomeKind.PERMISSION_DENIED] == 1
+    assert result.outcome_counts[OutcomeKind.UNKNOWN_TOOL] == 1
     # The refused tool was never offered as callable.
     first = model.requests[0]
     if narrowing == "send_allowed":
@@ -245,6 +252,42 @@ async def test_tool_output_cannot_change_tools_choice_or_permission(narrowing: N
     )
 
 
+async def test_out_of_intent_calls_are_counted_apart_and_logged(
+    captured_logs: io.StringIO,
+) -> None:
+    ran = Ran()
+    lookup, delete_all = shop_tools(ran)
+    model = ScriptedModel(
+        [
+            Reply.calls(("delete_all", {}), ("no_such_tool", {}), ("lookup", {"order_id": "A"})),
+            Reply.call("delete_all", {}),
+            Reply.text("done"),
+        ]
+    )
+    router = Router(
+        [
+            Intent("orders", examples=["x"], toolset=Toolset("o", [lookup]), entry="support"),
+            Intent("admin", examples=["y"], toolset=Toolset("a", [delete_all]), entry="support"),
+        ],
+        Keyword(),
+    )
+    result = await Runner(router, AgentGraph([Agent(name="support", model=model)])).run("A?")
+    assert result.intent == "orders" and ran.names == ["lookup"]
+    assert result.out_of_intent_calls == 2  # delete_all twice; the made-up name is not counted
+    assert result.outcome_counts[OutcomeKind.UNKNOWN_TOOL] == 3
+    events = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    finished = next(e for e in events if e["event"] == "graph.run.finished")
+    assert finished["out_of_intent_calls"] == 2
+
+
+async def test_refused_calls_are_in_the_agent_log_event(captured_logs: io.StringIO) -> None:
+    model = ScriptedModel([Reply.call("delete_all", {}), Reply.text("done")])
+    await Agent(model=model, tools=shop_tools(Ran())).run("hi", allowed={"lookup"})
+    events = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    finished = next(e for e in events if e["event"] == "agent.run.finished")
+    assert finished["refused_calls"] == 1
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 async def test_tool_output_cannot_change_the_wire_request(
     server: FakeOpenAIServer, stream: bool
@@ -312,6 +355,9 @@ async def test_tool_output_cannot_change_the_route() -> None:
     # is unknown there (not merely denied); the model reads the same words either way.
     assert denied.kind is OutcomeKind.UNKNOWN_TOOL
     assert json.loads(denied.content)["error"]["kind"] == "unknown_tool"
+    # Counted apart from made-up names: the runner knows delete_all is the admin intent's.
+    assert result.out_of_intent_calls == 1
+    assert result.outcome_counts[OutcomeKind.UNKNOWN_TOOL] == 1
     names = [
         tuple(
             t.api_name for t in r.tools if r.allowed_tools is None or t.api_name in r.allowed_tools
@@ -393,20 +439,62 @@ def test_secret_fields_are_redacted_by_the_log_configuration(captured_logs: io.S
     assert_no_secret(captured_logs.getvalue())
 
 
-async def test_an_endpoint_echoing_the_full_key_is_passed_through(server: FakeOpenAIServer) -> None:
-    """Current behaviour: intentflow does not scrub a key the *endpoint* puts in its message.
+PROXY_KEY = "proxy-token-0123456789abcdef"  # not shaped like an OpenAI key
 
-    OpenAI masks the key in its 401 message; a proxy that echoes it in full gets it repeated in
-    `ModelAPIError`. Pinned so that a change (scrubbing) is deliberate.
-    """
-    server.push(Fault.http_error(401, f"Incorrect API key provided: {API_KEY}."))
-    client = openai.AsyncOpenAI(base_url=server.base_url, api_key=API_KEY, max_retries=0)
+
+def assert_key_nowhere(exc: BaseException, key: str) -> None:
+    everything = "".join(traceback.format_exception(exc))  # the chained causes too
+    for text in (everything, str(exc), repr(exc), repr(exc.__dict__)):
+        assert key not in text
+
+
+@pytest.mark.parametrize("key", [API_KEY, PROXY_KEY], ids=["openai_shaped", "other_shape"])
+@pytest.mark.parametrize("status", [401, 429, 500])
+async def test_an_endpoint_echoing_the_full_key_gets_it_scrubbed(
+    server: FakeOpenAIServer, key: str, status: int
+) -> None:
+    """OpenAI masks the key in its 401 message; a proxy may echo it in full. The client's key
+    is replaced wherever it appears, and the SDK's exception (holding the raw text) is not
+    chained, so a logged traceback cannot show it either."""
+    server.push(Fault.http_error(status, f"Incorrect API key provided: {key}."))
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key=key, max_retries=0)
     try:
         with pytest.raises(ModelAPIError) as caught:
             await Agent(model=OpenAIChatModel("gpt-test", client)).run("hi")
     finally:
         await client.close()
-    assert API_KEY in str(caught.value)
+    exc = caught.value
+    assert exc.status == status
+    assert exc.message == "Incorrect API key provided: [redacted]."
+    assert exc.__cause__ is None
+    assert_key_nowhere(exc, key)
+
+
+async def test_an_error_without_the_key_keeps_its_cause(server: FakeOpenAIServer) -> None:
+    server.push(Fault.http_error(400, "Unsupported parameter: 'temperature'."))
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key=PROXY_KEY, max_retries=0)
+    try:
+        with pytest.raises(ModelAPIError) as caught:
+            await Agent(model=OpenAIChatModel("gpt-test", client)).run("hi")
+    finally:
+        await client.close()
+    assert caught.value.message == "Unsupported parameter: 'temperature'."
+    assert isinstance(caught.value.__cause__, openai.BadRequestError)
+
+
+async def test_an_embeddings_endpoint_echoing_the_key_gets_it_scrubbed() -> None:
+    def embed(text: str) -> list[float]:
+        raise ValueError(f"key {PROXY_KEY} is not allowed to embed")
+
+    async with FakeOpenAIServer(embed=embed) as server:
+        client = openai.AsyncOpenAI(base_url=server.base_url, api_key=PROXY_KEY, max_retries=0)
+        try:
+            with pytest.raises(ModelAPIError) as caught:
+                await OpenAIEmbedder("text-embedding-3-small", client).embed(["hello"])
+        finally:
+            await client.close()
+    assert "[redacted] is not allowed to embed" in caught.value.message
+    assert_key_nowhere(caught.value, PROXY_KEY)
 
 
 # --------------------------------------------------------------------------- size limits
@@ -460,3 +548,53 @@ async def test_a_run_stops_typed_when_the_transcript_grows_past_a_limit() -> Non
     assert [m.role for m in exc.transcript][-1] == "tool"  # every call answered
     with pytest.raises(ConfigurationError, match="max_transcript_chars must be at least 2"):
         Agent(model=model, max_transcript_chars=0)
+
+
+def chatty_graph(model: ScriptedModel, limits: Limits, billing_limit: int | None = None) -> Runner:
+    @tool
+    def history(order_id: str) -> str:
+        """The order's full history."""
+        return "event " * 500  # 3,000 characters a call
+
+    triage = Agent(name="triage", model=model, handoffs=["billing"])
+    billing = Agent(
+        name="billing",
+        model=model,
+        tools=[history],
+        loop_policy=None,
+        max_turns=50,
+        max_transcript_chars=billing_limit,
+    )
+    return Runner(None, AgentGraph([triage, billing], limits=limits), entry="triage")
+
+
+def keeps_reading(request: ModelRequest) -> Reply:
+    names = {t.name for t in request.tools}
+    if "transfer_to_billing" in names:
+        return Reply.call("transfer_to_billing", {})
+    return Reply.call("history", {"order_id": f"A-{len(request.messages)}"})
+
+
+async def test_a_graph_run_stops_typed_when_the_whole_transcript_passes_the_run_limit() -> None:
+    model = ScriptedModel(keeps_reading)
+    runner = chatty_graph(model, Limits(max_transcript_chars=10_000))
+    with pytest.raises(TranscriptTooLarge, match="over its limit of 10000") as info:
+        await runner.run("Show me everything about my orders")
+    exc = info.value
+    assert exc.path == ("triage", "billing") and exc.size > 10_000
+    # The size is the whole transcript (the triage turn and the transfer included), checked
+    # before every model call of every agent: after 3 histories of 3,000 characters it is over
+    # 10,000, so the 4th billing call is never made.
+    history_results = [m for m in exc.transcript if m.role == "tool" and "event" in m.content]
+    assert len(history_results) == 3
+    assert len(model.requests) == 1 + 3
+    assert exc.transcript[0].role == "user" and exc.transcript[-1].role == "tool"
+
+
+async def test_the_lower_of_the_agent_and_run_transcript_limits_applies() -> None:
+    model = ScriptedModel(keeps_reading)
+    runner = chatty_graph(model, Limits(max_transcript_chars=100_000), billing_limit=7_000)
+    with pytest.raises(TranscriptTooLarge, match="over its limit of 7000"):
+        await runner.run("Show me everything")
+    with pytest.raises(ValueError, match="max_transcript_chars must be positive"):
+        Limits(max_transcript_chars=0)
