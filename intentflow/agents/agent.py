@@ -54,7 +54,7 @@ from intentflow.agents.guards import Limits, RunGuards, mask_arguments
 from intentflow.agents.handoff import Handoff, HandoffRequest
 from intentflow.agents.loops import LoopPolicy
 from intentflow.agents.output import OutputMode, OutputSpec
-from intentflow.agents.result import RunResult, StopReason, TurnRecord
+from intentflow.agents.result import RunResult, StopReason, TurnRecord, outcome_counts
 from intentflow.context import RunContext
 from intentflow.errors import (
     ConfigurationError,
@@ -1133,10 +1133,13 @@ class _Run:
         )
 
     def _check_size(self, added: Sequence[Message]) -> None:
-        """Stop before a model call when the transcript is over the agent's size limit."""
-        limit = self.agent.max_transcript_chars
-        if limit is None:
+        """Stop before a model call when the transcript is over a size limit: the agent's or
+        the run's (`Limits.max_transcript_chars`), whichever is lower."""
+        limits = (self.agent.max_transcript_chars, self.guards.limits.max_transcript_chars)
+        set_limits = [limit for limit in limits if limit is not None]
+        if not set_limits:
             return
+        limit = min(set_limits)
         if self.size is None:  # measured once, then kept up to date message by message
             self.size = sum(_json_chars(m) for m in self.transcript[: self.sent - len(added)])
         self.size += sum(_json_chars(m) for m in added)
@@ -1246,6 +1249,7 @@ class _Run:
             "agent.run.finished",
             turns=turn,
             stop_reason=reason,
+            refused_calls=outcome_counts(self.turns)[OutcomeKind.PERMISSION_DENIED],
             requests=self.usage.requests,
             prompt_tokens=self.usage.prompt_tokens,
             completion_tokens=self.usage.completion_tokens,

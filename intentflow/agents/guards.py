@@ -65,12 +65,17 @@ class Limits:
         token_budget: Total tokens (prompt + completion) the run may use; ``None``: no limit.
         on_limit: What a tripped step, visit or cycle cap does (`OnLimit`).
         max_reroutes: How many times agents may ask for the message to be routed again.
+        max_transcript_chars: The largest transcript (characters of JSON, history included)
+            any model call of the run may send; past it the run raises `TranscriptTooLarge`
+            before the call. An agent's own ``max_transcript_chars`` applies too (the lower
+            wins). ``None``: no run-wide limit.
     """
 
     max_steps: int = 40
     token_budget: int | None = None
     on_limit: OnLimit = "final_answer"
     max_reroutes: int = 2
+    max_transcript_chars: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
@@ -79,6 +84,10 @@ class Limits:
             raise ValueError(f"token_budget must be positive, not {self.token_budget}")
         if self.max_reroutes < 0:
             raise ValueError(f"max_reroutes must be >= 0, not {self.max_reroutes}")
+        if self.max_transcript_chars is not None and self.max_transcript_chars < 1:
+            raise ValueError(
+                f"max_transcript_chars must be positive, not {self.max_transcript_chars}"
+            )
         if self.on_limit not in ("final_answer", "raise"):
             raise ValueError(f"on_limit must be 'final_answer' or 'raise', not {self.on_limit!r}")
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
 from intentflow.agents.handoff import HandoffRequest
 from intentflow.messages import Message, Usage
 from intentflow.models.base import FinishReason, ToolChoice
-from intentflow.toolsets.outcomes import ToolCallOutcome
+from intentflow.toolsets.outcomes import OutcomeKind, ToolCallOutcome
 
 __all__ = ["RunResult", "StopReason", "TurnRecord"]
 
@@ -75,3 +77,18 @@ class RunResult(Generic[OutputT]):
     stop_reason: StopReason
     duration: float
     handoff: HandoffRequest | None = None
+
+    @property
+    def outcome_counts(self) -> Counter[OutcomeKind]:
+        """How the run's tool calls ended, by kind.
+
+        ``result.outcome_counts[OutcomeKind.PERMISSION_DENIED]`` counts the calls refused: the
+        tool was not allowed on that turn (another intent's tool), or a reviewer rejected it.
+        The ``agent.run.finished`` log event carries the same number as ``refused_calls``.
+        """
+        return outcome_counts(self.turns)
+
+
+def outcome_counts(turns: Iterable[TurnRecord]) -> Counter[OutcomeKind]:
+    """The tool-call outcomes of ``turns``, counted by kind."""
+    return Counter(outcome.kind for turn in turns for outcome in turn.outcomes)

@@ -24,7 +24,7 @@ import contextlib
 import functools
 import math
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -49,7 +49,7 @@ from intentflow.agents.graph import AgentGraph
 from intentflow.agents.guards import Limits, RunGuards
 from intentflow.agents.handoff import REROUTE, reroute_handoff
 from intentflow.agents.loops import LoopPolicy
-from intentflow.agents.result import RunResult
+from intentflow.agents.result import RunResult, outcome_counts
 from intentflow.context import RunContext
 from intentflow.errors import (
     CheckpointConflict,
@@ -65,6 +65,7 @@ from intentflow.router.intent import Intent
 from intentflow.router.router import Router
 from intentflow.stores.base import CheckpointStore, RunStatus
 from intentflow.toolsets.choice import auto
+from intentflow.toolsets.outcomes import OutcomeKind
 
 __all__ = ["Conversation", "EventStream", "GraphResult", "GraphRun", "RunOptions", "Runner"]
 
@@ -123,6 +124,9 @@ class GraphResult(Generic[OutputT]):
         pending: For a paused run (``stop_reason`` ``"paused"``), the tool calls waiting for a
             decision; pass decisions to `Runner.resume`.
         conversation_id: The conversation the run belongs to, with a store.
+        out_of_intent_calls: Tool calls the model made to a tool of another intent than the
+            run's (refused, and answered like a tool that does not exist). A sign of a
+            confused model, or of a prompt trying to reach tools it was not given.
 
     A resumed run's ``steps`` and ``usage_by_node`` cover the node visits since it resumed;
     ``usage`` and ``path`` cover the whole run.
@@ -146,6 +150,12 @@ class GraphResult(Generic[OutputT]):
     route_seconds: float
     pending: tuple[PendingApproval, ...] = ()
     conversation_id: str | None = None
+    out_of_intent_calls: int = 0
+
+    @property
+    def outcome_counts(self) -> Counter[OutcomeKind]:
+        """How the tool calls of every step ended, by kind (see `RunResult.outcome_counts`)."""
+        return outcome_counts(turn for step in self.steps for turn in step.turns)
 
 
 class Runner:
@@ -200,6 +210,12 @@ class Runner:
         self.loop_policy = loop_policy
         self.store = store
         intents = list(router.intents.values()) if router is not None else []
+        # Which intents offer each tool name, to tell a call to another intent's tool (counted
+        # in `GraphResult.out_of_intent_calls`) from a made-up name; the model hears the same.
+        self._tool_intents: dict[str, set[str]] = defaultdict(set)
+        for intent in intents:
+            for name in intent.tool_names:
+                self._tool_intents[name].add(intent.name)
         entries = [i.entry for i in intents if i.entry is not None]
         if entry is not None:
             entries.append(entry)
@@ -916,6 +932,7 @@ class GraphRun:
             "graph.run.finished",
             path=self.path,
             stop_reason=stop,
+            out_of_intent_calls=self._out_of_intent_calls(),
             requests=self.usage.requests,
             prompt_tokens=self.usage.prompt_tokens,
             completion_tokens=self.usage.completion_tokens,
@@ -999,4 +1016,17 @@ class GraphRun:
             route_seconds=self._route_seconds,
             pending=tuple(pending),
             conversation_id=self.conversation_id,
+            out_of_intent_calls=self._out_of_intent_calls(),
+        )
+
+    def _out_of_intent_calls(self) -> int:
+        owners = self.runner._tool_intents
+        intent = self.context.intent
+        refused = (OutcomeKind.UNKNOWN_TOOL, OutcomeKind.PERMISSION_DENIED)
+        return sum(
+            1
+            for step in self.steps
+            for turn in step.turns
+            for outcome in turn.outcomes
+            if outcome.kind in refused and intent not in owners.get(outcome.called_as, {intent})
         )
