@@ -77,6 +77,7 @@ within about 1e-9 of the numpy path), at most 50,000 entries per cache, cleared 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import itertools
@@ -101,10 +102,16 @@ from intentflow.router.persist import read_manifest, write_manifest
 
 __all__ = ["LexicalClassifier", "Prediction"]
 
-try:
-    _np: Any = importlib.import_module("numpy")
-except ImportError:  # pragma: no cover - depends on the environment
-    _np = None
+
+@functools.cache
+def _numpy() -> Any:
+    """numpy, or None when it is not installed; imported on first use, not with intentflow
+    (it is optional, and importing it costs every process tens of milliseconds)."""
+    try:
+        return importlib.import_module("numpy")
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+
 
 _struct_unpack = struct.unpack
 _TOKEN = re.compile(r"\w+")
@@ -219,7 +226,7 @@ class LexicalClassifier:
             raise ValueError("max_epochs and min_df must be at least 1")
         if (lo, hi) != (0, 0) and not 1 <= lo <= hi:
             raise ValueError("char_ngrams must be (0, 0) or (lo, hi) with 1 <= lo <= hi")
-        if use_numpy and _np is None:
+        if use_numpy and _numpy() is None:
             raise ValueError("use_numpy=True but numpy is not installed")
         self.top_k = top_k
         self.seed = seed
@@ -421,7 +428,7 @@ class LexicalClassifier:
             raise ArtifactError(path, "is corrupt: its labels, features and arrays disagree")
         n_classes = saved_classes
         binary = directory / _BINARY
-        if use_numpy and _np is None:
+        if use_numpy and _numpy() is None:
             raise ValueError("use_numpy=True but numpy is not installed")
         try:
             self = cls(**params, use_numpy=use_numpy)
@@ -558,7 +565,7 @@ class LexicalClassifier:
         return len(self._labels) + self._has_oos
 
     def _numpy_enabled(self) -> bool:
-        return _np is not None and self.use_numpy is not False
+        return _numpy() is not None and self.use_numpy is not False
 
     def _char_counts(self, token: str) -> Counter[str]:
         lo, hi = self.char_ngrams
@@ -661,14 +668,14 @@ class LexicalClassifier:
         self._inv_t = 1.0 / self.temperature
         self._dense: Any = None
         if self._postings and self._numpy_enabled():
-            np = _np
+            np = _numpy()
             dense = np.zeros((len(self._postings), self._n_classes))
             counts = [len(cls) for cls, _ in self._postings]
             classes = np.frombuffer(b"".join(cls.tobytes() for cls, _ in self._postings), np.intc)
             weights = np.frombuffer(b"".join(w.tobytes() for _, w in self._postings))
             dense[np.repeat(np.arange(len(counts)), counts), classes] = weights
             self._dense = dense
-            self._bias_np = _np.asarray(self._bias_scores)
+            self._bias_np = _numpy().asarray(self._bias_scores)
 
     def _check_fitted(self) -> None:
         if not self._labels:
@@ -793,21 +800,23 @@ class LexicalClassifier:
         entry = self._token_cache.get(token)
         if entry is None:
             ids, vals, sq = self._token_part(token)
-            scores = _np.asarray(vals) @ self._dense[ids] if ids else _np.zeros(self._n_classes)
+            np = _numpy()
+            scores = np.asarray(vals) @ self._dense[ids] if ids else np.zeros(self._n_classes)
             if len(self._token_cache) >= _CACHE_LIMIT:
                 self._token_cache.clear()
             entry = self._token_cache[token] = (scores, sq)
         return entry
 
     def _scores_numpy(self, tokens: Sequence[str]) -> list[float]:
+        np = _numpy()
         ids, vals = self._word_part(tokens)
         dense = self._dense
-        scores = _np.asarray(vals) @ dense[ids] if ids else _np.zeros(self._n_classes)
+        scores = np.asarray(vals) @ dense[ids] if ids else np.zeros(self._n_classes)
         if tokens:
             entries = [self._token_scores_numpy(t) for t in tokens]
             total = sum(sq for _, sq in entries)
             if total:
-                char = entries[0][0] if len(entries) == 1 else _np.sum([s for s, _ in entries], 0)
+                char = entries[0][0] if len(entries) == 1 else np.sum([s for s, _ in entries], 0)
                 scores = scores + (_SQRT_HALF / math.sqrt(total)) * char
         return (scores + self._bias_np).tolist()  # type: ignore[no-any-return]
 
@@ -1060,7 +1069,7 @@ def _train_numpy(
     seed: int,
 ) -> tuple[list[tuple[array[int], array[float]]], int]:
     """:func:`_train_python` with the sums over features vectorised: the same steps."""
-    np = _np
+    np = _numpy()
     n, k_all = len(rows), n_classes
     w2 = np.zeros((n_features, k_all))
     w1 = w2.reshape(-1)

@@ -210,7 +210,7 @@ def test_load_without_numpy(
 ) -> None:
     expected = reload(clf_oos, tmp_path / "a", use_numpy=False).predict_many(PROBES)
     clf_oos.save(tmp_path / "b")
-    monkeypatch.setattr(lexical, "_np", None)
+    monkeypatch.setattr(lexical, "_numpy", lambda: None)
     again = LexicalClassifier.load(tmp_path / "b")
     assert again._dense is None
     assert again.predict_many(PROBES) == expected
@@ -346,7 +346,7 @@ def dense_weights(clf: LexicalClassifier) -> list[list[float]]:
     return rows
 
 
-@pytest.mark.skipif(lexical._np is None, reason="numpy is not installed")
+@pytest.mark.skipif(lexical._numpy() is None, reason="numpy is not installed")
 @pytest.mark.parametrize("small_set", [None, 2])
 def test_pure_python_matches_numpy(
     data: tuple[list[str], list[str | None]],
@@ -379,7 +379,7 @@ def test_pure_python_matches_numpy(
             assert probabilities == pytest.approx([s for _, s in expected.scores], abs=1e-9)
 
 
-@pytest.mark.skipif(lexical._np is None, reason="numpy is not installed")
+@pytest.mark.skipif(lexical._numpy() is None, reason="numpy is not installed")
 def test_index_grids_over_the_memory_budget_change_nothing(
     data: tuple[list[str], list[str | None]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
