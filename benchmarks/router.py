@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stats import machine_info, markdown_table, package_versions
@@ -166,6 +167,15 @@ def main() -> None:
     parser.add_argument("--cli", action="store_true", help="also run the CLI (lexical)")
     parser.add_argument("--json", type=Path, help="write the JSON here too")
     args = parser.parse_args()
+    # Production-like logging, as in graph.py: INFO and up built and written to /dev/null as
+    # JSON lines. structlog's default prints every DEBUG decision to stdout, which would cost
+    # the timed path a terminal write and mix with the JSON.
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(20),
+        logger_factory=structlog.PrintLoggerFactory(open(os.devnull, "w")),  # noqa: SIM115
+        cache_logger_on_first_use=True,
+    )
 
     train_path, val_path = args.data / "train.jsonl", args.data / "val.jsonl"
     train, val = load_examples(train_path), load_examples(val_path)

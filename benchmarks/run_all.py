@@ -172,7 +172,12 @@ def _import_time(r: dict[str, Any]) -> str:
 
 
 def _load(r: dict[str, Any]) -> str:
-    return str(r["headline"])
+    seq = r["sequential"]
+    return (
+        f"{seq['runs']:,} sequential runs: RSS {seq['rss_after_warm_up_mb']:.1f} MB after "
+        f"warm-up, {seq['rss_end_mb']:.1f} MB at the end (+{seq['growth_mb']:.2f} MB, "
+        f"{seq['growth_bytes_per_run']:.0f} B/run), {seq['runs_per_s']:.0f} runs/s"
+    )
 
 
 def _store(r: dict[str, Any]) -> str:
