@@ -448,6 +448,18 @@ def assert_key_nowhere(exc: BaseException, key: str) -> None:
         assert key not in text
 
 
+async def api_error(server: FakeOpenAIServer, key: str, fault: Fault) -> ModelAPIError:
+    """The error of a run whose one model call meets ``fault``, with ``key`` as the API key."""
+    server.push(fault)
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+    try:
+        with pytest.raises(ModelAPIError) as caught:
+            await Agent(model=OpenAIChatModel("gpt-test", client)).run("hi")
+    finally:
+        await client.close()
+    return caught.value
+
+
 @pytest.mark.parametrize("key", [API_KEY, PROXY_KEY], ids=["openai_shaped", "other_shape"])
 @pytest.mark.parametrize("status", [401, 429, 500])
 async def test_an_endpoint_echoing_the_full_key_gets_it_scrubbed(
@@ -456,14 +468,9 @@ async def test_an_endpoint_echoing_the_full_key_gets_it_scrubbed(
     """OpenAI masks the key in its 401 message; a proxy may echo it in full. The client's key
     is replaced wherever it appears, and the SDK's exception (holding the raw text) is not
     chained, so a logged traceback cannot show it either."""
-    server.push(Fault.http_error(status, f"Incorrect API key provided: {key}."))
-    client = openai.AsyncOpenAI(base_url=server.base_url, api_key=key, max_retries=0)
-    try:
-        with pytest.raises(ModelAPIError) as caught:
-            await Agent(model=OpenAIChatModel("gpt-test", client)).run("hi")
-    finally:
-        await client.close()
-    exc = caught.value
+    exc = await api_error(
+        server, key, Fault.http_error(status, f"Incorrect API key provided: {key}.")
+    )
     assert exc.status == status
     assert exc.message == "Incorrect API key provided: [redacted]."
     assert exc.__cause__ is None
@@ -471,15 +478,10 @@ async def test_an_endpoint_echoing_the_full_key_gets_it_scrubbed(
 
 
 async def test_an_error_without_the_key_keeps_its_cause(server: FakeOpenAIServer) -> None:
-    server.push(Fault.http_error(400, "Unsupported parameter: 'temperature'."))
-    client = openai.AsyncOpenAI(base_url=server.base_url, api_key=PROXY_KEY, max_retries=0)
-    try:
-        with pytest.raises(ModelAPIError) as caught:
-            await Agent(model=OpenAIChatModel("gpt-test", client)).run("hi")
-    finally:
-        await client.close()
-    assert caught.value.message == "Unsupported parameter: 'temperature'."
-    assert isinstance(caught.value.__cause__, openai.BadRequestError)
+    fault = Fault.http_error(400, "Unsupported parameter: 'temperature'.")
+    exc = await api_error(server, PROXY_KEY, fault)
+    assert exc.message == "Unsupported parameter: 'temperature'."
+    assert isinstance(exc.__cause__, openai.BadRequestError)
 
 
 async def test_an_embeddings_endpoint_echoing_the_key_gets_it_scrubbed() -> None:
