@@ -34,6 +34,7 @@ a timeout for the client, and nothing of the lost answer may run) and only count
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -409,6 +410,12 @@ class Outcomes:
         finally:
             self.active -= 1
 
+    async def collect_all(self, runs: int, start: Callable[[int], Any]) -> None:
+        """Start runs ``0 .. runs-1`` at once (``start(run)``) and wait for them all."""
+        async with anyio.create_task_group() as tg:
+            for run in range(runs):
+                tg.start_soon(self.collect, run, functools.partial(start, run))
+
 
 def check_all(
     runs: int,
@@ -560,13 +567,7 @@ async def test_concurrent_agent_runs_under_faults(
     with anyio.fail_after(15):
         async with serving(script) as server, client_on(server) as client:
             agent = weather_agent(model_on(client), executions, stream)
-            async with anyio.create_task_group() as tg:
-                for run in range(AGENT_RUNS):
-
-                    def start(run: int = run) -> Any:
-                        return agent.run(message(run), deps=run)
-
-                    tg.start_soon(outcomes.collect, run, start)
+            await outcomes.collect_all(AGENT_RUNS, lambda run: agent.run(message(run), deps=run))
 
     tally = check_all(AGENT_RUNS, script, outcomes, executions, server, captured_log)
     served = script.served
@@ -666,13 +667,7 @@ async def test_concurrent_graph_runs_with_a_handoff_under_faults(
     with anyio.fail_after(15):
         async with serving(script) as server, client_on(server) as client:
             runner = refund_runner(model_on(client), executions)
-            async with anyio.create_task_group() as tg:
-                for run in range(GRAPH_RUNS):
-
-                    def start(run: int = run) -> Any:
-                        return runner.run(message(run), deps=run)
-
-                    tg.start_soon(outcomes.collect, run, start)
+            await outcomes.collect_all(GRAPH_RUNS, lambda run: runner.run(message(run), deps=run))
 
     tally = check_all(GRAPH_RUNS, script, outcomes, executions, server, captured_log)
     served = script.served
